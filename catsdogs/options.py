@@ -1,0 +1,252 @@
+"""Every benchmark option, defined once.
+
+`catsdogs run` (argparse) and `pytest bench` (pytest's parser) are both generated from
+`OPTIONS`, and each option can also come from an environment variable `CATSDOGS_<NAME>`
+(for CI runners). The parsers here turn a raw string into a checked value and raise
+`UsageError` quoting the bad value, so both front ends fail the same way.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import re
+from typing import Any, Callable
+
+from catsdogs.errors import UsageError
+
+ENV_PREFIX = "CATSDOGS_"
+
+
+# ---------------------------------------------------------------- value parsers
+
+
+def parse_positive_int(text: str | int, *, option: str) -> int:
+    """An integer >= 1 (epochs, batch size, limit)."""
+    try:
+        value = int(str(text).strip())
+    except ValueError:
+        raise UsageError(f"{option}: expected a positive integer, got {text!r}") from None
+    if value <= 0:
+        raise UsageError(f"{option}: expected a positive integer, got {text!r}")
+    return value
+
+
+def parse_seeds(text: str) -> list[int]:
+    """A comma list of non-negative integer seeds, e.g. '0,1,2'; duplicates are refused
+    because two rows with the same seed would count one run twice in the statistics."""
+    seeds: list[int] = []
+    for part in str(text).split(","):
+        part = part.strip()
+        if not re.fullmatch(r"\d+", part):
+            raise UsageError(f"--seeds: expected non-negative integers like '0,1,2', got {text!r}")
+        seeds.append(int(part))
+    if len(set(seeds)) != len(seeds):
+        raise UsageError(f"--seeds: each seed once, got {text!r}")
+    return seeds
+
+
+def parse_variants(text: str) -> list[str]:
+    """'all' or a comma list of variant names or aliases (model1..model4); returns
+    canonical names in registry order."""
+    from catsdogs.models import VARIANTS, canonical_name
+
+    if str(text).strip().lower() == "all":
+        return list(VARIANTS)
+    wanted = {canonical_name(part.strip()) for part in str(text).split(",") if part.strip()}
+    if not wanted:
+        raise UsageError(f"--variants: expected 'all' or a comma list, got {text!r}")
+    return [name for name in VARIANTS if name in wanted]
+
+
+def parse_weights(text: str) -> str:
+    """'imagenet', 'none', or a path to a weights file for the MobileNetV2 base (model4).
+    A path is checked later, when model4 is built, so runs without model4 never care."""
+    value = str(text).strip()
+    if value.lower() in ("imagenet", "none"):
+        return value.lower()
+    if not value:
+        raise UsageError("--weights: expected imagenet, none or a path, got ''")
+    return value
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """'K/N' with 1 <= K <= N: run only the K-th of N slices of the (variant, seed) matrix."""
+    match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", str(text))
+    if not match:
+        raise UsageError(f"--shard: expected K/N like 1/2, got {text!r}")
+    k, n = int(match.group(1)), int(match.group(2))
+    if n < 1 or not 1 <= k <= n:
+        raise UsageError(f"--shard: expected 1 <= K <= N, got {text!r}")
+    return k, n
+
+
+def parse_strategy(text: str) -> str:
+    """'default' (one device) or 'mirrored' (tf.distribute.MirroredStrategy)."""
+    value = str(text).strip().lower()
+    if value not in ("default", "mirrored"):
+        raise UsageError(f"--strategy: expected default or mirrored, got {text!r}")
+    return value
+
+
+def parse_bool(text: str | bool, *, option: str) -> bool:
+    """Environment-variable booleans: 1/0, true/false, yes/no, on/off."""
+    if isinstance(text, bool):
+        return text
+    value = str(text).strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off", ""):
+        return False
+    raise UsageError(f"{option}: expected true or false, got {text!r}")
+
+
+# ---------------------------------------------------------------- the registry
+
+
+@dataclasses.dataclass(frozen=True)
+class Option:
+    """One option: `--name` on both command lines, `CATSDOGS_NAME` in the environment."""
+
+    name: str  # attribute name, e.g. "batch_size"
+    help: str
+    default: Any = None
+    parse: Callable[[str], Any] | None = None  # None for flags
+    metavar: str | None = None
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    @property
+    def env(self) -> str:
+        return ENV_PREFIX + self.name.upper()
+
+    @property
+    def is_flag(self) -> bool:
+        return self.parse is None
+
+    def help_text(self) -> str:
+        """Help that states the default and the environment variable, as users expect."""
+        default = "off" if self.is_flag else self.default
+        return f"{self.help} (default: {default}; env {self.env})"
+
+
+def _int(option: str) -> Callable[[str], int]:
+    return lambda text: parse_positive_int(text, option=option)
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option("variants", "variants to run: 'all' or a comma list (model1..model4 or names)",
+           "all", parse_variants, "LIST"),
+    Option("seeds", "comma list of seeds; one run per variant and seed", "0,1,2", parse_seeds,
+           "LIST"),
+    Option("epochs", "training epochs per run (the post trains 20)", 20, _int("--epochs"), "N"),
+    Option("batch_size", "global batch size (the post uses 32)", 32, _int("--batch-size"), "N"),
+    Option("data_dir", "dataset folder (cats_and_dogs_filtered layout); otherwise the Keras "
+           "cache, then a download", None, str, "DIR"),
+    Option("synthetic", "train on a generated synthetic dataset (labelled synthetic everywhere)"),
+    Option("limit", "use only N images per class per split, chosen deterministically", None,
+           _int("--limit"), "N"),
+    Option("weights", "MobileNetV2 base weights for model4: imagenet, none or a file path",
+           "imagenet", parse_weights, "W"),
+    Option("results_dir", "where result sets are written (each session a new folder)",
+           "results", str, "DIR"),
+    Option("deterministic", "enable TensorFlow op determinism (identical reruns, slower)"),
+    Option("mixed_precision", "train in mixed_float16 with float32 logits"),
+    Option("xla", "compile the training step with XLA (jit_compile)"),
+    Option("strategy", "distribution: default (one device) or mirrored (all visible GPUs)",
+           "default", parse_strategy, "S"),
+    Option("shard", "run only the K-th of N slices of the variant x seed matrix", None,
+           parse_shard, "K/N"),
+    Option("resume", "add only the missing (variant, seed) runs to this existing result set",
+           None, str, "RESULT_SET"),
+    Option("skip_bad_images", "skip unreadable images (recorded) instead of stopping"),
+)
+
+OPTIONS_BY_NAME = {option.name: option for option in OPTIONS}
+
+
+@dataclasses.dataclass(frozen=True)
+class BenchOptions:
+    """The checked values of every option; what the runner and the bench consume."""
+
+    variants: tuple[str, ...]
+    seeds: tuple[int, ...]
+    epochs: int
+    batch_size: int
+    data_dir: str | None
+    synthetic: bool
+    limit: int | None
+    weights: str
+    results_dir: str
+    deterministic: bool
+    mixed_precision: bool
+    xla: bool
+    strategy: str
+    shard: tuple[int, int] | None
+    resume: str | None
+    skip_bad_images: bool
+
+    @property
+    def smoke(self) -> bool:
+        """A declared smoke run: too little data or training to judge accuracy."""
+        return bool(self.limit or self.synthetic or self.epochs < 5)
+
+
+def resolve(raw: dict[str, Any], environ: dict[str, str] | None = None) -> BenchOptions:
+    """Checked options from raw command-line values (None = not given), falling back to
+    `CATSDOGS_<NAME>` and then to the default. Raises UsageError on a bad value."""
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for option in OPTIONS:
+        given = raw.get(option.name)
+        if option.is_flag:
+            if given:
+                values[option.name] = True
+            elif option.env in environ:
+                values[option.name] = parse_bool(environ[option.env], option=option.env)
+            else:
+                values[option.name] = False
+            continue
+        if given is None and option.env in environ and environ[option.env] != "":
+            given = environ[option.env]
+        if given is None:
+            given = option.default
+        values[option.name] = option.parse(given) if isinstance(given, str) else given
+    if values["synthetic"] and values["data_dir"]:
+        raise UsageError("--synthetic and --data-dir: give one or the other, not both")
+    values["variants"] = tuple(values["variants"])
+    values["seeds"] = tuple(values["seeds"])
+    return BenchOptions(**values)
+
+
+def add_to_argparse(parser: argparse.ArgumentParser) -> None:
+    """Add every option to an argparse parser; values stay raw strings so `resolve` checks
+    them (and the environment) in one place."""
+    for option in OPTIONS:
+        if option.is_flag:
+            parser.add_argument(option.flag, dest=option.name, action="store_true", default=None,
+                                help=option.help_text())
+        else:
+            parser.add_argument(option.flag, dest=option.name, metavar=option.metavar,
+                                default=None, help=option.help_text())
+
+
+def add_to_pytest(parser: Any) -> None:
+    """Add every option to pytest's parser (bench/conftest.py), under one group."""
+    group = parser.getgroup("catsdogs", "catsdogs benchmark")
+    for option in OPTIONS:
+        if option.is_flag:
+            group.addoption(option.flag, dest=f"catsdogs_{option.name}", action="store_true",
+                            default=None, help=option.help_text())
+        else:
+            group.addoption(option.flag, dest=f"catsdogs_{option.name}", metavar=option.metavar,
+                            default=None, help=option.help_text())
+
+
+def from_pytest(config: Any) -> BenchOptions:
+    """The checked options of a pytest session."""
+    raw = {option.name: config.getoption(f"catsdogs_{option.name}") for option in OPTIONS}
+    return resolve(raw)
