@@ -167,7 +167,8 @@ class ResultSet:
         now = now or _dt.datetime.now(_dt.timezone.utc)
         base = result_set_name(now, environment.get("host", socket.gethostname()),
                                environment.get("tf_version", "unknown"),
-                               environment.get("device", "unknown"))
+                               environment.get("device_label",
+                                               environment.get("device", "unknown")))
         for attempt in range(1, 1000):
             path = runs_root / (base if attempt == 1 else f"{base}-{attempt}")
             try:

@@ -1,0 +1,220 @@
+"""The `catsdogs` command: a thin layer over the package's functions.
+
+    catsdogs data     where the data is, counts, fingerprint
+    catsdogs run      train the variant x seed matrix into a new result set
+    catsdogs report   tables and plots from result sets
+    catsdogs compare  regression verdicts between two groups of result sets
+    catsdogs trend    accuracy and step time across TensorFlow versions
+    catsdogs speed    input-pipeline and epoch-time ratios against the post's pipeline
+
+Bad input is one line on stderr and exit status 2 (`--debug` shows the traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Callable
+
+from catsdogs import __version__
+from catsdogs.errors import UsageError
+from catsdogs.options import add_to_argparse, resolve
+
+
+def _say(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------- subcommands
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    from catsdogs import fetch
+
+    if args.synthetic:
+        from catsdogs.synthetic import ensure_synthetic
+
+        root = ensure_synthetic()
+    else:
+        root = fetch.locate_dataset(args.data_dir)
+    print(fetch.describe(fetch.scan_dataset(root)))
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from catsdogs import runner
+
+    options = resolve(vars(args))
+    runner.install_signal_handlers()
+    prepared = runner.prepare(options, _say)
+    result_set = runner.open_result_set(prepared)
+    todo = runner.pending(prepared, result_set)
+    _say(f"result set: {result_set.path}")
+    _say(f"data: {prepared.data_dir} ({prepared.dataset}, fingerprint "
+         f"{prepared.info.fingerprint[:12]}{'' if prepared.info.fingerprint_known else ' NOT the official set'})")
+    if options.smoke:
+        _say(runner.SMOKE_NOTE)
+    tty = sys.stdout.isatty()
+    failed = 0
+    try:
+        for index, (variant, seed) in enumerate(todo, 1):
+            _say(f"[{index}/{len(todo)}] {variant} seed {seed}, {options.epochs} epochs")
+            row = runner.run_and_record(prepared, result_set, variant, seed,
+                                        progress=None if tty else _say,
+                                        keras_verbose=1 if tty else 0)
+            failed += row["status"] != "ok"
+            if row["status"] == "ok":
+                _say(f"  test accuracy {row['test_accuracy']:.4f}  gap {row['overfit_gap']:+.4f}"
+                     f"  step {row['step_time_ms']:.1f} ms")
+    except (KeyboardInterrupt, runner.Interrupted) as exc:
+        done = len(result_set.runs())
+        _say(f"interrupted ({exc or 'Ctrl-C'}): {done} finished run(s) are recorded in "
+             f"{result_set.path}; add the missing ones with --resume {result_set.path}")
+        return 130
+    if not result_set.runs():
+        _say("nothing to run: every (variant, seed) pair is already recorded")
+        return 0
+    from catsdogs.report import render_table, load_result_sets
+
+    runs, _, environments = load_result_sets([result_set.path])
+    print(render_table(runs, environments, "plain"))
+    print(f"\nresult set: {result_set.path}")
+    return 1 if failed else 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from catsdogs.report import render_report
+
+    print(render_report([Path(p) for p in args.result_sets], fmt=args.format,
+                        out=Path(args.out) if args.out else None, allow_mixed=args.allow_mixed,
+                        data_dir=Path(args.data_dir) if args.data_dir else None))
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from catsdogs.compare import compare_sets
+
+    text, code = compare_sets([Path(p) for p in args.base], [Path(p) for p in args.candidate],
+                              alpha=args.alpha, max_slowdown=args.max_slowdown,
+                              allow_mixed=args.allow_mixed)
+    print(text)
+    return code
+
+
+def cmd_trend(args: argparse.Namespace) -> int:
+    from catsdogs.compare import trend
+
+    print(trend([Path(p) for p in args.result_sets], out=Path(args.out) if args.out else None))
+    return 0
+
+
+def cmd_speed(args: argparse.Namespace) -> int:
+    from catsdogs.speed import run_speed_benchmark
+
+    options = resolve(vars(args))
+    print(run_speed_benchmark(options, progress=_say, epochs=args.speed_epochs))
+    return 0
+
+
+# ---------------------------------------------------------------- parser
+
+
+def _float_in(low: float, high: float, name: str) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"expected {low} to {high}, got {text!r}")
+        return value
+
+    return parse
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but bad usage is one line and exit 2 (argparse's own default is 2 too,
+    with the whole usage block first; one line is easier to read in CI logs)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="catsdogs", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--version", action="version", version=f"catsdogs {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    data = sub.add_parser("data", help="locate, verify and describe the dataset")
+    data.add_argument("--data-dir", metavar="DIR", help="dataset folder (else CATSDOGS_DATA, "
+                      "the Keras cache, then a download)")
+    data.add_argument("--synthetic", action="store_true", help="describe the synthetic set")
+    data.set_defaults(func=cmd_data)
+
+    run = sub.add_parser("run", help="train the variant x seed matrix into a new result set")
+    add_to_argparse(run)
+    run.set_defaults(func=cmd_run)
+
+    speed = sub.add_parser("speed", help="input throughput and epoch time vs the post's pipeline")
+    add_to_argparse(speed)
+    speed.add_argument("--speed-epochs", type=int, default=2, metavar="N",
+                       help="epochs timed per model and pipeline (default: 2)")
+    speed.set_defaults(func=cmd_speed)
+
+    report = sub.add_parser("report", help="comparison table and plots from result sets")
+    report.add_argument("result_sets", nargs="+", metavar="RESULT_SET")
+    report.add_argument("--format", choices=("github", "latex", "plain", "csv"),
+                        default="github", help="table printed (default: github)")
+    report.add_argument("--out", metavar="DIR", help="where table.md/.tex/.txt and figures go "
+                        "(default: the first result set)")
+    report.add_argument("--allow-mixed", action="store_true",
+                        help="combine non-comparable rows, marked as such")
+    report.add_argument("--data-dir", metavar="DIR", help="dataset for the sample figures")
+    report.set_defaults(func=cmd_report)
+
+    compare = sub.add_parser("compare", help="regression verdicts: BASE vs CANDIDATE")
+    compare.add_argument("base", nargs="+", metavar="BASE",
+                         help="result set(s) of the base; separate groups with --candidate")
+    compare.add_argument("--candidate", nargs="+", required=True, metavar="RESULT_SET")
+    compare.add_argument("--alpha", type=_float_in(0.0001, 0.5, "--alpha"), default=0.05,
+                         help="significance level (default: 0.05)")
+    compare.add_argument("--max-slowdown", type=_float_in(0, 1000, "--max-slowdown"),
+                         default=10.0, help="step-time growth, in percent, that counts as a "
+                         "regression (default: 10)")
+    compare.add_argument("--allow-mixed", action="store_true")
+    compare.set_defaults(func=cmd_compare)
+
+    trend = sub.add_parser("trend", help="accuracy and step time across TF versions")
+    trend.add_argument("result_sets", nargs="+", metavar="RESULT_SET")
+    trend.add_argument("--out", metavar="DIR")
+    trend.set_defaults(func=cmd_trend)
+    return parser
+
+
+def _split_compare_args(argv: list[str]) -> list[str]:
+    """`catsdogs compare BASE CANDIDATE` (two positionals, as users write it) is turned
+    into `compare BASE --candidate CANDIDATE`; groups use `--candidate` explicitly."""
+    if len(argv) >= 3 and argv[0] == "compare" and "--candidate" not in argv:
+        positionals = [i for i, arg in enumerate(argv[1:], 1) if not arg.startswith("-")
+                       and not argv[i - 1] in ("--alpha", "--max-slowdown")]
+        if len(positionals) == 2:
+            argv = list(argv)
+            argv.insert(positionals[1], "--candidate")
+    return argv
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TF's C++ chatter is not our output
+    try:
+        args = build_parser().parse_args(_split_compare_args(argv))
+        return args.func(args)
+    except UsageError as exc:
+        if debug:
+            raise
+        print(f"catsdogs: error: {exc}", file=sys.stderr)
+        return exc.exit_code

@@ -1,0 +1,267 @@
+"""Splits and input pipelines: which files go where, decoded once, fed per epoch.
+
+The post builds its test set with `take`/`skip` on a validation dataset that reshuffles on
+every pass, so its "test" images change every epoch and overlap validation. Here the
+validation FILES are partitioned once, with the run's seed, per class: 19.2% to test (192
+of 1000 images, the post's 6 batches of 32) and the rest (808) to validation. Train keeps
+all 2000. The partition depends only on the file list and the seed, so two runs with the
+same seed see identical splits.
+
+Decoding: every image is read, decoded (`tf.io.decode_image`, channels=3, as Keras'
+`image_dataset_from_directory` does) and resized to 160x160 (bilinear) ONCE per process,
+rounded to uint8 and kept in memory (about 230 MB for all 3000 images), then reused by
+every epoch, variant and seed. The uncached pipeline (`cache=False`) decodes from the
+files on every pass and yields exactly the same bytes; a test holds the two together.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from catsdogs import fetch
+from catsdogs.errors import DataError, UsageError
+
+IMAGE_SIZE = (160, 160)
+BATCH_SIZE = 32
+TEST_FRACTION = 192 / 1000  # the post's 6 test batches of 32, out of 1000 validation images
+SPLIT_NAMES = ("train", "validation", "test")
+LABELS = {"cats": 0, "dogs": 1}  # alphabetical, as image_dataset_from_directory assigns them
+
+# (absolute path, height, width) -> uint8 HxWx3 array; one decode per image per process.
+_DECODED: dict[tuple[str, int, int], np.ndarray] = {}
+
+
+@dataclasses.dataclass
+class Splits:
+    """What a training run consumes: three datasets of (float32 images, int32 labels)
+    and the provenance of the files behind them."""
+
+    train: Any
+    validation: Any
+    test: Any
+    files: dict[str, list[str]]  # split -> paths relative to data_dir
+    labels: dict[str, list[int]]
+    data_dir: Path
+    dataset: str  # "real" or "synthetic"
+    fingerprint: str
+    fingerprint_known: bool
+    skipped: list[str]  # unreadable images left out under --skip-bad-images
+    non_image_files: list[str]
+    seed: int
+    limit: int | None
+
+    def count(self, split: str) -> int:
+        return len(self.files[split])
+
+
+# ---------------------------------------------------------------- which file goes where
+
+
+def _stable_order(paths: list[str]) -> list[str]:
+    """A fixed, seed-independent order that does not favour low file numbers: --limit
+    takes a prefix of it, so limited runs use the same images whatever the seed."""
+    return sorted(paths, key=lambda p: hashlib.sha256(p.encode()).hexdigest())
+
+
+def check_limit(limit: int | None, counts: dict[str, dict[str, int]]) -> None:
+    """--limit may not exceed the smallest class folder: a limit that silently took
+    fewer images than asked would mislabel a run."""
+    if limit is None:
+        return
+    smallest = min((n, f"{split}/{cls}") for split, per in counts.items()
+                   for cls, n in per.items())
+    if limit > smallest[0]:
+        raise UsageError(f"--limit: {limit} is larger than the smallest class folder "
+                         f"({smallest[1]} has {smallest[0]} images); expected at most "
+                         f"{smallest[0]}")
+
+
+def partition(files: dict[str, dict[str, list[str]]], *, seed: int,
+              limit: int | None = None) -> dict[str, list[tuple[str, int]]]:
+    """Split -> [(relative path, label)]: train from `train/`, validation and test a
+    seeded, stratified, disjoint partition of `validation/`. With `limit`, at most that
+    many images per class per split."""
+    if not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise UsageError(f"seed: expected a non-negative integer, got {seed!r}")
+    rng = np.random.default_rng(seed)
+    out: dict[str, list[tuple[str, int]]] = {name: [] for name in SPLIT_NAMES}
+    for cls, label in LABELS.items():
+        train = _stable_order(files["train"][cls])
+        pool = sorted(files["validation"][cls])
+        pool = [pool[i] for i in rng.permutation(len(pool))]
+        n_test = max(1, round(len(pool) * TEST_FRACTION))
+        chosen = {"train": train, "test": pool[:n_test], "validation": pool[n_test:]}
+        for split, paths in chosen.items():
+            if limit is not None:
+                paths = paths[:limit]
+            out[split] += [(path, label) for path in paths]
+    return out
+
+
+# ---------------------------------------------------------------- decoding
+
+
+def _decode_fn(image_size: tuple[int, int]):
+    """Read, decode and resize one file as Keras does, then round to uint8 so the cache
+    holds 1 byte per channel (the only deviation from the post: < 0.5/255 per pixel)."""
+    import tensorflow as tf
+
+    def decode(path):
+        raw = tf.io.read_file(path)
+        image = tf.io.decode_image(raw, channels=3, expand_animations=False)
+        image = tf.image.resize(image, image_size, method="bilinear")
+        return tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
+
+    return decode
+
+
+def _decode_one_checked(path: str, image_size: tuple[int, int]) -> tuple[np.ndarray | None, str]:
+    """Decode one file; (None, reason) when TensorFlow cannot, so the caller can list
+    every bad file at once instead of dying on the first."""
+    import tensorflow as tf
+
+    try:
+        return _decode_fn(image_size)(tf.constant(path)).numpy(), ""
+    except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError,
+            tf.errors.UnknownError) as exc:
+        return None, (exc.message.splitlines()[0] if exc.message else type(exc).__name__)
+
+
+def decode_files(root: Path, relpaths: list[str], image_size: tuple[int, int] = IMAGE_SIZE,
+                 *, skip_bad: bool = False) -> tuple[np.ndarray, list[str]]:
+    """uint8 array (N, H, W, 3) of the files in order, decoding only those not yet in the
+    process cache, in parallel. Returns (images, unreadable files); unreadable files are
+    an error unless `skip_bad`, in which case they are left out of the array."""
+    import tensorflow as tf
+
+    height, width = image_size
+    keys = [(str((root / rel).resolve()), height, width) for rel in relpaths]
+    missing = sorted({key[0] for key in keys if key not in _DECODED})
+    bad: dict[str, str] = {}
+    if missing:
+        try:
+            dataset = (tf.data.Dataset.from_tensor_slices(missing)
+                       .map(_decode_fn(image_size), num_parallel_calls=tf.data.AUTOTUNE,
+                            deterministic=True).batch(64))
+            arrays = np.concatenate([batch.numpy() for batch in dataset]) if missing else []
+            for path, array in zip(missing, arrays):
+                _DECODED[(path, height, width)] = array
+        except tf.errors.OpError:
+            for path in missing:  # slow path: find every culprit, keep every good image
+                array, reason = _decode_one_checked(path, image_size)
+                if array is None:
+                    bad[path] = reason
+                else:
+                    _DECODED[(path, height, width)] = array
+    bad_rel = [rel for rel, key in zip(relpaths, keys) if key[0] in bad]
+    if bad_rel and not skip_bad:
+        listing = "; ".join(f"{rel} ({bad[str((root / rel).resolve())][:80]})"
+                            for rel in bad_rel)
+        raise DataError(f"{len(bad_rel)} unreadable image(s) in {root}: {listing}; expected "
+                        "JPEG/PNG/GIF/BMP files: fix or remove them, or pass --skip-bad-images")
+    good = [_DECODED[key] for key in keys if key[0] not in bad]
+    images = np.stack(good) if good else np.zeros((0, height, width, 3), np.uint8)
+    return images, bad_rel
+
+
+def clear_decode_cache() -> None:
+    """Forget every decoded image (the speed benchmark times a cold first pass)."""
+    _DECODED.clear()
+
+
+# ---------------------------------------------------------------- tf.data pipelines
+
+
+def _batched(indices_count: int, take_fn, *, batch_size: int, shuffle_seed: int | None):
+    """Index dataset -> (optionally shuffled each epoch) -> examples -> batches -> float32.
+    Both pipelines go through here, so they shuffle identically for the same seed."""
+    import tensorflow as tf
+
+    dataset = tf.data.Dataset.range(indices_count)
+    if shuffle_seed is not None:
+        dataset = dataset.shuffle(max(indices_count, 1), seed=shuffle_seed,
+                                  reshuffle_each_iteration=True)
+    dataset = dataset.map(take_fn, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    dataset = dataset.batch(batch_size)
+    dataset = dataset.map(lambda x, y: (tf.cast(x, tf.float32), y))
+    return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def cached_dataset(images: np.ndarray, labels: list[int], *, batch_size: int,
+                   shuffle_seed: int | None):
+    """Batches gathered from decoded uint8 arrays held in memory."""
+    import tensorflow as tf
+
+    images_t = tf.constant(images)
+    labels_t = tf.constant(np.asarray(labels, np.int32))
+    return _batched(len(labels), lambda i: (tf.gather(images_t, i), tf.gather(labels_t, i)),
+                    batch_size=batch_size, shuffle_seed=shuffle_seed)
+
+
+def file_dataset(root: Path, relpaths: list[str], labels: list[int], *, batch_size: int,
+                 shuffle_seed: int | None, image_size: tuple[int, int] = IMAGE_SIZE):
+    """Batches decoded from the files on every pass (what the post's pipeline does)."""
+    import tensorflow as tf
+
+    paths_t = tf.constant([str((root / rel).resolve()) for rel in relpaths])
+    labels_t = tf.constant(np.asarray(labels, np.int32))
+    decode = _decode_fn(image_size)
+    return _batched(len(labels), lambda i: (decode(tf.gather(paths_t, i)),
+                                            tf.gather(labels_t, i)),
+                    batch_size=batch_size, shuffle_seed=shuffle_seed)
+
+
+# ---------------------------------------------------------------- the public entry point
+
+
+def load_splits(data_dir, *, seed: int = 0, limit: int | None = None,
+                batch_size: int = BATCH_SIZE, image_size: tuple[int, int] = IMAGE_SIZE,
+                cache: bool = True, skip_bad_images: bool = False, info=None) -> Splits:
+    """Train/validation/test datasets for one seed, from a cats_and_dogs_filtered folder.
+
+    Train is reshuffled every epoch with `seed`; validation and test are in a fixed order.
+    `info` (a fetch.DatasetInfo) skips re-scanning when the caller already has it."""
+    if batch_size <= 0:
+        raise UsageError(f"--batch-size: expected a positive integer, got {batch_size!r}")
+    root = Path(data_dir)
+    info = info if info is not None else fetch.scan_dataset(root)
+    check_limit(limit, info.counts())
+    chosen = partition(info.files, seed=seed, limit=limit)
+    from catsdogs.synthetic import is_synthetic
+
+    skipped: list[str] = []
+    datasets: dict[str, Any] = {}
+    files: dict[str, list[str]] = {}
+    labels: dict[str, list[int]] = {}
+    for split in SPLIT_NAMES:
+        paths = [path for path, _ in chosen[split]]
+        split_labels = [label for _, label in chosen[split]]
+        images, bad = (decode_files(root, paths, image_size, skip_bad=skip_bad_images)
+                       if cache else (None, []))
+        if bad:
+            skipped += bad
+            keep = [i for i, path in enumerate(paths) if path not in set(bad)]
+            paths = [paths[i] for i in keep]
+            split_labels = [split_labels[i] for i in keep]
+        if not paths:
+            raise DataError(f"{root}: no readable images left in the {split} split; "
+                            "expected at least one per split")
+        shuffle_seed = seed if split == "train" else None
+        if cache:
+            datasets[split] = cached_dataset(images, split_labels, batch_size=batch_size,
+                                             shuffle_seed=shuffle_seed)
+        else:
+            datasets[split] = file_dataset(root, paths, split_labels, batch_size=batch_size,
+                                           shuffle_seed=shuffle_seed, image_size=image_size)
+        files[split], labels[split] = paths, split_labels
+    return Splits(train=datasets["train"], validation=datasets["validation"],
+                  test=datasets["test"], files=files, labels=labels, data_dir=root,
+                  dataset="synthetic" if is_synthetic(root) else "real",
+                  fingerprint=info.fingerprint, fingerprint_known=info.fingerprint_known,
+                  skipped=skipped, non_image_files=list(info.non_image_files), seed=seed,
+                  limit=limit)

@@ -1,0 +1,272 @@
+"""The four CNNs of the post, in one registry.
+
+Each builder is a small function that returns an *uncompiled* Keras model with exactly
+the post's layers; `build_model(name)` checks the name, builds and compiles as the post
+does (Adam at its default learning rate, SparseCategoricalCrossentropy(from_logits=True),
+sparse categorical accuracy). The registry (names, aliases, order) imports no
+TensorFlow, so option parsing and reports stay fast; builders import it when called.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from pathlib import Path
+from typing import Any, Callable
+
+from catsdogs.errors import UsageError, WeightsError
+
+IMAGE_SHAPE = (160, 160, 3)
+NUM_CLASSES = 2
+
+# The MobileNetV2 base of model4: alpha 1.0, 160x160, no top (the post's download log:
+# 9,406,464 bytes).
+MOBILENET_WEIGHTS_FILE = "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_160_no_top.h5"
+MOBILENET_WEIGHTS_URL = ("https://storage.googleapis.com/tensorflow/keras-applications/"
+                         "mobilenet_v2/" + MOBILENET_WEIGHTS_FILE)
+MOBILENET_WEIGHTS_SIZE = 9_406_464
+
+
+@dataclasses.dataclass(frozen=True)
+class Variant:
+    """One registered model: canonical name, the post's alias, and its builder."""
+
+    name: str
+    alias: str
+    description: str
+    builder: Callable[..., Any]
+    uses_weights: bool = False
+
+
+_REGISTRY: dict[str, Variant] = {}
+
+
+def register(name: str, alias: str, description: str, *, uses_weights: bool = False):
+    """Decorator: add a builder to the registry under its name and the post's alias."""
+
+    def wrap(builder: Callable[..., Any]) -> Callable[..., Any]:
+        _REGISTRY[name] = Variant(name, alias, description, builder, uses_weights)
+        return builder
+
+    return wrap
+
+
+def canonical_name(name: str) -> str:
+    """The canonical variant name for a canonical name or alias (model1..model4);
+    an unknown name is an error that lists the valid ones."""
+    key = str(name).strip().lower()
+    for variant in _REGISTRY.values():
+        if key in (variant.name, variant.alias):
+            return variant.name
+    valid = ", ".join(f"{v.alias} ({v.name})" for v in _REGISTRY.values())
+    raise UsageError(f"unknown variant {name!r}; expected one of: {valid}")
+
+
+def get_variant(name: str) -> Variant:
+    return _REGISTRY[canonical_name(name)]
+
+
+# ---------------------------------------------------------------- shared blocks
+
+
+def _seeded(seed: int | None, offset: int) -> int | None:
+    """Distinct but reproducible seeds for each random layer."""
+    return None if seed is None else seed * 1000 + offset
+
+
+def data_augmentation(seed: int | None = None):
+    """The post's augmentation: RandomFlip('horizontal_and_vertical') + RandomRotation(0.2),
+    each with an explicit seed so a run is reproducible."""
+    from tensorflow import keras
+
+    return keras.Sequential([
+        keras.layers.RandomFlip("horizontal_and_vertical", seed=_seeded(seed, 1)),
+        keras.layers.RandomRotation(0.2, seed=_seeded(seed, 2)),
+    ], name="data_augmentation")
+
+
+def mobilenet_preprocessor():
+    """The post's preprocessor: a small functional model around MobileNetV2's
+    preprocess_input (scales [0, 255] to [-1, 1])."""
+    from tensorflow import keras
+
+    inputs = keras.Input(shape=IMAGE_SHAPE)
+    outputs = keras.applications.mobilenet_v2.preprocess_input(inputs)
+    return keras.Model(inputs=inputs, outputs=outputs, name="preprocessor")
+
+
+def _five_conv_block(keras) -> list:
+    """model1/model2's hidden layers: five valid 3x3 convs, each followed by 2x2 pooling."""
+    layers = []
+    for filters in (16, 16, 32, 32, 64):
+        layers += [keras.layers.Conv2D(filters, (3, 3), activation="relu"),
+                   keras.layers.MaxPooling2D((2, 2))]
+    return layers
+
+
+def _two_conv_block(keras) -> list:
+    """model3/model4's head: two same-padded 3x3 convs with pooling."""
+    return [keras.layers.Conv2D(16, (3, 3), activation="relu", padding="same"),
+            keras.layers.MaxPooling2D((2, 2)),
+            keras.layers.Conv2D(16, (3, 3), activation="relu", padding="same"),
+            keras.layers.MaxPooling2D((2, 2))]
+
+
+def _classifier(keras, seed: int | None) -> list:
+    """The output block every variant shares: Flatten, Dense(64), Dropout(0.2), Dense(2)
+    logits (float32 even under mixed precision, so the loss stays stable)."""
+    return [keras.layers.Flatten(),
+            keras.layers.Dense(64, activation="relu"),
+            keras.layers.Dropout(0.2, seed=_seeded(seed, 3)),
+            keras.layers.Dense(NUM_CLASSES, dtype="float32")]
+
+
+# ---------------------------------------------------------------- the four variants
+
+
+@register("baseline_cnn", "model1", "5-conv CNN, no augmentation (the post's model1)")
+def baseline_cnn(seed: int | None = None, **_: Any):
+    from tensorflow import keras
+
+    return keras.Sequential([keras.Input(shape=IMAGE_SHAPE), *_five_conv_block(keras),
+                             *_classifier(keras, seed)], name="baseline_cnn")
+
+
+@register("augmented_cnn", "model2", "model1 + random flip and rotation (the post's model2)")
+def augmented_cnn(seed: int | None = None, **_: Any):
+    from tensorflow import keras
+
+    return keras.Sequential([keras.Input(shape=IMAGE_SHAPE), data_augmentation(seed),
+                             *_five_conv_block(keras), *_classifier(keras, seed)],
+                            name="augmented_cnn")
+
+
+@register("preprocessed_cnn", "model3",
+          "MobileNetV2 preprocess_input + augmentation + 2-conv head (the post's model3)")
+def preprocessed_cnn(seed: int | None = None, **_: Any):
+    from tensorflow import keras
+
+    return keras.Sequential([keras.Input(shape=IMAGE_SHAPE), mobilenet_preprocessor(),
+                             data_augmentation(seed), *_two_conv_block(keras),
+                             *_classifier(keras, seed)], name="preprocessed_cnn")
+
+
+@register("transfer_mobilenetv2", "model4",
+          "frozen ImageNet MobileNetV2 base + the model3 head (the post's model4)",
+          uses_weights=True)
+def transfer_mobilenetv2(seed: int | None = None, weights: str = "imagenet", **_: Any):
+    from tensorflow import keras
+
+    base = mobilenet_base(weights)
+    inputs = keras.Input(shape=IMAGE_SHAPE)
+    base_layer = keras.Model(inputs=inputs, outputs=base(inputs, training=False),
+                             name="mobilenetv2_base")
+    return keras.Sequential([keras.Input(shape=IMAGE_SHAPE), mobilenet_preprocessor(),
+                             data_augmentation(seed), base_layer, *_two_conv_block(keras),
+                             *_classifier(keras, seed)], name="transfer_mobilenetv2")
+
+
+VARIANTS: tuple[str, ...] = tuple(_REGISTRY)
+ALIASES: dict[str, str] = {v.alias: v.name for v in _REGISTRY.values()}
+
+
+# ---------------------------------------------------------------- weights for model4
+
+
+def _weights_hint() -> str:
+    return (f"download {MOBILENET_WEIGHTS_URL} and pass --weights PATH, put it in the Keras "
+            "cache (~/.keras/models/), or pass --weights none for random initialisation")
+
+
+def resolve_weights(weights: str, *, download: bool = True) -> str | None:
+    """The weights file for the MobileNetV2 base, or None for random init ('none').
+
+    'imagenet' looks in the Keras cache, then downloads with Keras' own get_file; a
+    failure is a WeightsError saying how to supply the file. Never a silent fallback."""
+    if weights == "none":
+        return None
+    if weights != "imagenet":
+        path = Path(weights).expanduser()
+        if not path.is_file():
+            raise WeightsError(f"--weights: no file at {str(path)!r}; expected a MobileNetV2 "
+                               f"(160x160, no top) weights file, or imagenet or none")
+        return str(path)
+    from catsdogs.fetch import keras_cache_dir
+
+    cached = keras_cache_dir() / "models" / MOBILENET_WEIGHTS_FILE
+    if cached.is_file():
+        return str(cached)
+    if not download:
+        raise WeightsError(f"--weights imagenet: {cached} is not there; " + _weights_hint())
+    from tensorflow import keras
+
+    try:
+        return keras.utils.get_file(MOBILENET_WEIGHTS_FILE, MOBILENET_WEIGHTS_URL,
+                                    cache_subdir="models")
+    except Exception as exc:  # network errors come in many types; all mean the same here
+        reason = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+        raise WeightsError(f"--weights imagenet: could not download {MOBILENET_WEIGHTS_URL} "
+                           f"({reason}); " + _weights_hint()) from None
+
+
+def mobilenet_base(weights: str = "imagenet"):
+    """The frozen MobileNetV2 feature extractor (include_top=False, 160x160x3)."""
+    from tensorflow import keras
+
+    path = resolve_weights(weights)
+    base = keras.applications.MobileNetV2(input_shape=IMAGE_SHAPE, include_top=False,
+                                          weights=None)
+    if path is not None:
+        try:
+            base.load_weights(path)
+        except Exception as exc:  # h5py, ValueError on shapes, ...: one message for all
+            reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+            raise WeightsError(f"--weights: cannot load {path!r} into MobileNetV2 (160x160, "
+                               f"no top): {reason}") from None
+    base.trainable = False
+    return base
+
+
+def weights_sha256(path: str | None) -> str | None:
+    """The hash of the weights file actually loaded, for provenance."""
+    if path is None:
+        return None
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+# ---------------------------------------------------------------- build and compile
+
+
+def compile_model(model, *, jit_compile: bool = False):
+    """Compile as the post: Adam (default learning rate), sparse CE from logits, accuracy."""
+    from tensorflow import keras
+
+    model.compile(optimizer=keras.optimizers.Adam(),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+                  jit_compile=jit_compile)
+    return model
+
+
+def build_model(name: str, *, weights: str = "imagenet", seed: int | None = None,
+                jit_compile: bool = False):
+    """The compiled model for a canonical name or alias (model1..model4).
+
+    `weights` matters only for model4: 'imagenet', 'none' or a file path."""
+    variant = get_variant(name)
+    model = variant.builder(seed=seed, weights=weights)
+    return compile_model(model, jit_compile=jit_compile)
+
+
+def parameter_counts(model) -> dict[str, int]:
+    """Total, trainable and non-trainable parameter counts, as model.summary() prints."""
+    import numpy as np
+
+    trainable = int(sum(np.prod(w.shape) for w in model.trainable_weights))
+    non_trainable = int(sum(np.prod(w.shape) for w in model.non_trainable_weights))
+    return {"params_total": trainable + non_trainable, "params_trainable": trainable,
+            "params_non_trainable": non_trainable}

@@ -1,0 +1,92 @@
+"""Where a number came from: software versions, device, host, commit.
+
+Every result row and every pytest-benchmark machine_info carries these, so a pasted
+figure can always be traced to the TensorFlow, Keras, CUDA/cuDNN, GPU and commit that
+produced it. Nothing here may fail a run: unknown facts are recorded as empty.
+"""
+
+from __future__ import annotations
+
+import platform
+import socket
+import subprocess
+from pathlib import Path
+from typing import Any
+
+
+def git_commit(start: Path | None = None) -> str:
+    """The commit of the checkout we run from, '+dirty' when it has uncommitted changes;
+    '' outside a git checkout."""
+    cwd = start or Path(__file__).resolve().parent
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True,
+                                text=True, timeout=10).stdout.strip()
+        if not commit:
+            return ""
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=cwd, capture_output=True, text=True, timeout=10).stdout
+        return commit + ("+dirty" if dirty.strip() else "")
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+def _nvidia_smi(query: str) -> str:
+    """One field from nvidia-smi for GPU 0, '' when there is no NVIDIA driver."""
+    try:
+        out = subprocess.run(["nvidia-smi", f"--query-gpu={query}", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=10)
+        return out.stdout.strip().splitlines()[0].strip() if out.returncode == 0 else ""
+    except (OSError, subprocess.SubprocessError, IndexError):
+        return ""
+
+
+def software() -> dict[str, Any]:
+    """TF/Keras/Python versions and the CUDA/cuDNN TensorFlow was built against."""
+    import tensorflow as tf
+    from tensorflow import keras
+
+    build = {}
+    try:
+        build = dict(tf.sysconfig.get_build_info())
+    except Exception:  # CPU builds and some TF versions lack fields; never fail a run here
+        build = {}
+    return {"tf_version": tf.__version__, "keras_version": keras.__version__,
+            "python_version": platform.python_version(),
+            "cuda_version": str(build.get("cuda_version", "") or ""),
+            "cudnn_version": str(build.get("cudnn_version", "") or "")}
+
+
+def device() -> dict[str, Any]:
+    """What the models run on: 'gpu' with its name, count and driver, else 'cpu'."""
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    if not gpus:
+        return {"device": "cpu", "gpu_name": "", "gpu_count": 0, "gpu_driver": "",
+                "cpu": platform.processor() or platform.machine()}
+    name = ""
+    try:
+        name = tf.config.experimental.get_device_details(gpus[0]).get("device_name", "")
+    except Exception:  # older TF or an unusual device
+        name = ""
+    name = name or _nvidia_smi("name")
+    return {"device": "gpu", "gpu_name": name, "gpu_count": len(gpus),
+            "gpu_driver": _nvidia_smi("driver_version"),
+            "cpu": platform.processor() or platform.machine()}
+
+
+def device_label(facts: dict[str, Any]) -> str:
+    """Short device name for result-set folder names: 'cpu' or e.g. 'gpu-NVIDIA-H100'."""
+    if facts.get("device") != "gpu":
+        return "cpu"
+    return "gpu-" + (facts.get("gpu_name") or "unknown").replace(" ", "-")
+
+
+def collect() -> dict[str, Any]:
+    """All provenance facts for environment.json and every row."""
+    facts: dict[str, Any] = {"host": socket.gethostname(), "platform": platform.platform(),
+                             "git_commit": git_commit()}
+    facts.update(software())
+    facts.update(device())
+    facts["device_label"] = device_label(facts)
+    return facts

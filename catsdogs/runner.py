@@ -1,0 +1,221 @@
+"""The (variant, seed) matrix: what to run, on which data, into which result set.
+
+Shared by `catsdogs run` and `pytest bench`: both resolve the same options, call
+`prepare` once, then `run_and_record` per (variant, seed). A run that raises or diverges
+becomes a row with status=failed and the error, and the session goes on; an interruption
+(Ctrl-C, SIGTERM) abandons the current run without writing a row for it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import signal
+from pathlib import Path
+from typing import Any, Callable
+
+from catsdogs import fetch
+from catsdogs.errors import UsageError
+from catsdogs.options import BenchOptions
+from catsdogs.record import ResultSet
+
+SMOKE_NOTE = "smoke run (--limit, --synthetic or --epochs < 5): accuracy is not judged"
+
+
+class Interrupted(BaseException):
+    """SIGTERM, turned into an exception like Ctrl-C's KeyboardInterrupt, so the current
+    run unwinds without recording anything and the process exits cleanly."""
+
+
+def install_signal_handlers() -> None:
+    """SIGTERM (runner pre-emption, `kill`) unwinds like Ctrl-C does."""
+
+    def handler(signum, frame):
+        raise Interrupted(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+# ---------------------------------------------------------------- the matrix
+
+
+def matrix(variants: tuple[str, ...], seeds: tuple[int, ...],
+           shard: tuple[int, int] | None = None) -> list[tuple[str, int]]:
+    """Every (variant, seed) in a fixed order; with shard K/N, every N-th pair starting at
+    the K-th, so N runners together cover each pair exactly once."""
+    pairs = [(variant, seed) for variant in variants for seed in seeds]
+    if shard is None:
+        return pairs
+    k, n = shard
+    if not 1 <= k <= n:
+        raise UsageError(f"--shard: expected 1 <= K <= N, got {k}/{n}")
+    return pairs[k - 1::n]
+
+
+@dataclasses.dataclass
+class Prepared:
+    """Data and provenance resolved once per session."""
+
+    options: BenchOptions
+    data_dir: Path
+    info: Any  # fetch.DatasetInfo
+    dataset: str  # "real" | "synthetic"
+    environment: dict[str, Any]
+
+
+def resolve_data_dir(options: BenchOptions, progress: Callable[[str], None] | None = None
+                     ) -> Path:
+    """The dataset folder: synthetic (generated, cached), explicit, Keras cache or download."""
+    if options.synthetic:
+        from catsdogs.synthetic import ensure_synthetic
+
+        return ensure_synthetic()
+    return fetch.locate_dataset(options.data_dir)
+
+
+def prepare(options: BenchOptions, progress: Callable[[str], None] | None = None) -> Prepared:
+    """Check everything that can be checked before training: data, weights, provenance."""
+    from catsdogs import provenance
+    from catsdogs.data import check_limit
+    from catsdogs.models import get_variant, resolve_weights, weights_sha256
+    from catsdogs.synthetic import is_synthetic
+
+    data_dir = resolve_data_dir(options, progress)
+    info = fetch.scan_dataset(data_dir)
+    check_limit(options.limit, info.counts())
+    weights_path = None
+    if any(get_variant(v).uses_weights for v in options.variants):
+        weights_path = resolve_weights(options.weights)  # fail before any training starts
+    environment = provenance.collect()
+    environment.update({
+        "data_dir": str(Path(data_dir).resolve()),
+        "dataset": "synthetic" if is_synthetic(data_dir) else "real",
+        "dataset_fingerprint": info.fingerprint,
+        "dataset_fingerprint_known": info.fingerprint_known,
+        "non_image_files": len(info.non_image_files),
+        "weights": options.weights, "weights_file": weights_path,
+        "weights_sha256": weights_sha256(weights_path),
+        "options": {key: (list(value) if isinstance(value, tuple) else value)
+                    for key, value in dataclasses.asdict(options).items()},
+    })
+    return Prepared(options, Path(data_dir), info, environment["dataset"], environment)
+
+
+def open_result_set(prepared: Prepared) -> ResultSet:
+    """A new result set, or the one named by --resume (after checking it ran the same
+    configuration, so resumed rows are comparable with the ones already there)."""
+    options = prepared.options
+    if not options.resume:
+        return ResultSet.create(options.results_dir, prepared.environment)
+    result_set = ResultSet.open(options.resume)
+    recorded = result_set.environment()
+    for key in ("dataset_fingerprint", "dataset"):
+        if recorded.get(key) != prepared.environment.get(key):
+            raise UsageError(f"--resume {options.resume}: its {key} is "
+                             f"{recorded.get(key)!r}, this session's is "
+                             f"{prepared.environment.get(key)!r}; expected the same data")
+    old = recorded.get("options", {})
+    for key in ("epochs", "batch_size", "limit", "weights", "deterministic",
+                "mixed_precision", "xla", "strategy", "skip_bad_images"):
+        if key in old and old[key] != getattr(options, key):
+            raise UsageError(f"--resume {options.resume}: it was run with {key}={old[key]!r}, "
+                             f"this session has {getattr(options, key)!r}; expected the same")
+    return result_set
+
+
+def pending(prepared: Prepared, result_set: ResultSet) -> list[tuple[str, int]]:
+    """The pairs this session must run: its shard of the matrix, less those already
+    recorded in the result set (for --resume)."""
+    options = prepared.options
+    done = result_set.done_pairs() if options.resume else set()
+    return [pair for pair in matrix(options.variants, options.seeds, options.shard)
+            if pair not in done]
+
+
+# ---------------------------------------------------------------- one run, recorded
+
+
+def _base_row(prepared: Prepared, variant: str, seed: int, splits) -> dict[str, Any]:
+    """The provenance and configuration fields every row carries, success or failure."""
+    from catsdogs.models import get_variant
+
+    options, env = prepared.options, prepared.environment
+    return {
+        "run_id": f"{variant}-s{seed}-{_dt.datetime.now(_dt.timezone.utc):%Y%m%dT%H%M%S%fZ}",
+        "variant": variant, "alias": get_variant(variant).alias, "seed": seed,
+        "epochs": options.epochs, "batch_size": options.batch_size, "image_size": "160x160",
+        "dataset": prepared.dataset, "dataset_fingerprint": prepared.info.fingerprint,
+        "dataset_fingerprint_known": prepared.info.fingerprint_known, "limit": options.limit,
+        "n_train": splits.count("train") if splits else None,
+        "n_validation": splits.count("validation") if splits else None,
+        "n_test": splits.count("test") if splits else None,
+        "skipped_images": len(splits.skipped) if splits else None,
+        "pretrained": bool(get_variant(variant).uses_weights and options.weights != "none"),
+        "weights": options.weights if get_variant(variant).uses_weights else "",
+        "deterministic": options.deterministic, "mixed_precision": options.mixed_precision,
+        "xla": options.xla, "strategy": options.strategy,
+        "shard": "{}/{}".format(*options.shard) if options.shard else "",
+        **{key: env.get(key, "") for key in ("tf_version", "keras_version", "python_version",
+                                              "cuda_version", "cudnn_version", "device",
+                                              "gpu_name", "host", "git_commit")},
+        "started_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def _error_text(exc: BaseException) -> str:
+    """One line for the error column; an out-of-memory error says what to do about it."""
+    import tensorflow as tf
+
+    first = (str(exc).strip().splitlines() or [""])[0][:300]
+    if isinstance(exc, tf.errors.ResourceExhaustedError):
+        return f"out of memory: {first}; lower --batch-size"
+    return f"{type(exc).__name__}: {first}"
+
+
+def run_one(prepared: Prepared, variant: str, seed: int,
+            progress: Callable[[str], None] | None = None, keras_verbose: int = 0
+            ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Train one pair and return (run row, epoch rows), status ok or failed. Interruptions
+    (KeyboardInterrupt, Interrupted) propagate: nothing is recorded for this pair."""
+    from catsdogs.data import load_splits
+    from catsdogs.train import TrainConfig, train_run
+
+    options = prepared.options
+    splits = None
+    try:
+        splits = load_splits(prepared.data_dir, seed=seed, limit=options.limit,
+                             batch_size=options.batch_size, info=prepared.info,
+                             skip_bad_images=options.skip_bad_images)
+        row = _base_row(prepared, variant, seed, splits)
+        config = TrainConfig(epochs=options.epochs, batch_size=options.batch_size,
+                             weights=options.weights, deterministic=options.deterministic,
+                             mixed_precision=options.mixed_precision, xla=options.xla,
+                             strategy=options.strategy)
+        result = train_run(variant, splits, seed=seed, config=config, progress=progress,
+                           keras_verbose=keras_verbose)
+    except UsageError:
+        raise  # bad input stops the session: every later run would fail the same way
+    except Exception as exc:  # one failed run must not end the matrix: record it, go on
+        row = _base_row(prepared, variant, seed, splits)
+        row.update(status="failed", error=_error_text(exc),
+                   finished_utc=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+        if progress:
+            progress(f"  FAILED {variant} seed {seed}: {row['error']}")
+        return row, []
+    epoch_rows = [dict(epoch, run_id=row["run_id"], variant=variant, seed=seed)
+                  for epoch in result.pop("epochs")]
+    result.pop("n_test_evaluated", None)
+    row.update({key: value for key, value in result.items() if key not in ("variant", "alias",
+                                                                           "seed")})
+    row.update(status="ok", error="",
+               finished_utc=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+    return row, epoch_rows
+
+
+def run_and_record(prepared: Prepared, result_set: ResultSet, variant: str, seed: int,
+                   progress: Callable[[str], None] | None = None, keras_verbose: int = 0
+                   ) -> dict[str, Any]:
+    """Train one pair and append its rows to the result set as soon as it ends."""
+    row, epoch_rows = run_one(prepared, variant, seed, progress, keras_verbose)
+    result_set.append_run(row, epoch_rows)
+    return row

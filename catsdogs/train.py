@@ -1,0 +1,273 @@
+"""Seeded training of one (variant, seed), with honest timing.
+
+`train_run` builds the model under the run's seed, fits it for N epochs, evaluates the
+fixed test split and returns every metric a result row needs. Timing: a callback stamps
+`time.perf_counter()` at the start and end of every training step; the step's loss is
+read back to the host at its end (what Keras' own progress bar does on every step), so on
+a GPU the time covers the kernels, not only their launch. `step_time_ms` is the median
+step over epochs 2..N: epoch 1 holds tracing and autotuning and is reported on its own as
+`first_epoch_s`. Validation time is excluded from step times.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import resource
+import sys
+import time
+from typing import Any, Callable
+
+import numpy as np
+
+from catsdogs.errors import UsageError
+from catsdogs.models import build_model, get_variant, parameter_counts, resolve_weights
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite: the run is stopped and recorded as failed."""
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """How one run trains; the defaults are the post's."""
+
+    epochs: int = 20
+    batch_size: int = 32
+    weights: str = "imagenet"
+    deterministic: bool = False
+    mixed_precision: bool = False
+    xla: bool = False
+    strategy: str = "default"
+    timing: bool = True  # per-step timing callback; off only to measure what it costs
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.epochs, int) or self.epochs <= 0:
+            raise UsageError(f"--epochs: expected a positive integer, got {self.epochs!r}")
+        if not isinstance(self.batch_size, int) or self.batch_size <= 0:
+            raise UsageError(f"--batch-size: expected a positive integer, "
+                             f"got {self.batch_size!r}")
+        if self.strategy not in ("default", "mirrored"):
+            raise UsageError(f"--strategy: expected default or mirrored, got {self.strategy!r}")
+
+
+# ---------------------------------------------------------------- seeding
+
+
+def seed_everything(seed: int, *, deterministic: bool = False) -> None:
+    """Python, NumPy, TensorFlow and Keras seeds; op determinism when asked. Layers with
+    randomness get their own explicit seeds in the model builders."""
+    import tensorflow as tf
+    from tensorflow import keras
+
+    keras.utils.set_random_seed(seed)
+    if deterministic:
+        tf.config.experimental.enable_op_determinism()
+
+
+# ---------------------------------------------------------------- callbacks
+
+
+class StepTimer:
+    """Per-step and per-epoch wall times, and a guard that stops on a NaN/inf loss.
+
+    Built lazily as a keras.callbacks.Callback subclass (see `make_callbacks`) so this
+    module imports without TensorFlow."""
+
+    def __init__(self, timing: bool = True) -> None:
+        self.timing = timing
+        self.step_ms: list[list[float]] = []  # per epoch, per step
+        self.epoch_s: list[float] = []  # whole epoch, validation included
+        self.train_s: list[float] = []  # training steps only
+        self.diverged: str | None = None
+        self._epoch_start = self._step_start = self._train_end = 0.0
+
+
+def make_callbacks(timer: StepTimer, progress: Callable[[str], None] | None, epochs: int):
+    """The Keras callback that fills `timer`, and prints one line per epoch to
+    `progress` (for logs and CI, where a progress bar is noise)."""
+    from tensorflow import keras
+
+    class _Callback(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            timer.step_ms.append([])
+            timer._epoch_start = time.perf_counter()
+            timer._train_end = timer._epoch_start
+
+        def on_train_batch_begin(self, batch, logs=None):
+            timer._step_start = time.perf_counter()
+
+        def on_train_batch_end(self, batch, logs=None):
+            loss = float(logs["loss"]) if logs and "loss" in logs else float("nan")
+            now = time.perf_counter()
+            timer.step_ms[-1].append((now - timer._step_start) * 1000.0)
+            timer._train_end = now
+            if not math.isfinite(loss):
+                timer.diverged = f"loss became {loss} at epoch {len(timer.step_ms)}, step {batch + 1}"
+                self.model.stop_training = True
+
+        def on_epoch_end(self, epoch, logs=None):
+            now = time.perf_counter()
+            timer.epoch_s.append(now - timer._epoch_start)
+            timer.train_s.append(timer._train_end - timer._epoch_start)
+            logs = logs or {}
+            for key in ("loss", "val_loss"):
+                if key in logs and not math.isfinite(float(logs[key])) and not timer.diverged:
+                    timer.diverged = f"{key} became {float(logs[key])} at epoch {epoch + 1}"
+                    self.model.stop_training = True
+            if progress:
+                progress(f"  epoch {epoch + 1:>3}/{epochs}  loss {logs.get('loss', float('nan')):.4f}"
+                         f"  acc {logs.get('accuracy', float('nan')):.4f}"
+                         f"  val_loss {logs.get('val_loss', float('nan')):.4f}"
+                         f"  val_acc {logs.get('val_accuracy', float('nan')):.4f}"
+                         f"  {timer.epoch_s[-1]:6.1f}s")
+
+    class _EpochOnly(keras.callbacks.Callback):
+        """Without per-step hooks: epoch times only (to measure the step timer's cost)."""
+
+        def on_epoch_begin(self, epoch, logs=None):
+            timer.step_ms.append([])
+            timer._epoch_start = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            timer.epoch_s.append(time.perf_counter() - timer._epoch_start)
+            timer.train_s.append(float("nan"))
+            if logs and not math.isfinite(float(logs.get("loss", 0.0))):
+                timer.diverged = f"loss became {logs['loss']} at epoch {epoch + 1}"
+                self.model.stop_training = True
+
+    return _Callback() if timer.timing else _EpochOnly()
+
+
+# ---------------------------------------------------------------- statistics
+
+
+def binomial_p_value(correct: int, total: int, p: float = 0.5) -> float:
+    """One-sided exact binomial test: P(X >= correct) for X ~ Bin(total, p), i.e. how
+    likely a coin-flip classifier gets at least this many test images right."""
+    if total <= 0:
+        return float("nan")
+    from scipy.stats import binomtest
+
+    return float(binomtest(correct, total, p, alternative="greater").pvalue)
+
+
+def step_statistics(step_ms: list[list[float]], batch_size: int) -> dict[str, float | None]:
+    """Median and p90 step time over epochs 2..N (all epochs when there is only one),
+    and the images/s that the median implies."""
+    later = [t for epoch in step_ms[1:] for t in epoch] or [t for epoch in step_ms for t in epoch]
+    if not later:
+        return {"step_time_ms": None, "step_time_ms_p90": None, "images_per_sec": None}
+    median = float(np.median(later))
+    return {"step_time_ms": median, "step_time_ms_p90": float(np.percentile(later, 90)),
+            "images_per_sec": batch_size / (median / 1000.0) if median > 0 else None}
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _gpu_peak_mb(reset: bool = False) -> float | None:
+    """Peak device memory on GPU:0 since the last reset; None without a GPU."""
+    import tensorflow as tf
+
+    if not tf.config.list_physical_devices("GPU"):
+        return None
+    try:
+        if reset:
+            tf.config.experimental.reset_memory_stats("GPU:0")
+            return None
+        return tf.config.experimental.get_memory_info("GPU:0")["peak"] / 2**20
+    except (ValueError, RuntimeError):
+        return None
+
+
+# ---------------------------------------------------------------- one run
+
+
+def _strategy(name: str):
+    import tensorflow as tf
+
+    return tf.distribute.MirroredStrategy() if name == "mirrored" else tf.distribute.get_strategy()
+
+
+def _test_predictions(model, dataset) -> tuple[int, int]:
+    """(correct, total) on the test split, from the model's own argmax predictions."""
+    correct = total = 0
+    for images, labels in dataset:
+        logits = model(images, training=False)
+        predicted = np.argmax(np.asarray(logits), axis=-1)
+        correct += int(np.sum(predicted == labels.numpy()))
+        total += int(labels.shape[0])
+    return correct, total
+
+
+def train_run(variant: str, splits, *, seed: int, config: TrainConfig = TrainConfig(),
+              progress: Callable[[str], None] | None = None,
+              keras_verbose: int = 0) -> dict[str, Any]:
+    """Train one variant under one seed and return its metrics.
+
+    The returned dict holds the run row's metric fields plus `epochs` (a list of per-epoch
+    dicts). A diverged loss raises TrainingDiverged after training stops; other errors
+    propagate to the caller, which records them."""
+    import tensorflow as tf
+    from tensorflow import keras
+
+    name = get_variant(variant).name
+    seed_everything(seed, deterministic=config.deterministic)
+    if config.mixed_precision:
+        keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        strategy = _strategy(config.strategy)
+        with strategy.scope():
+            model = build_model(name, weights=config.weights, seed=seed, jit_compile=config.xla)
+        counts = parameter_counts(model)
+        timer = StepTimer(timing=config.timing)
+        _gpu_peak_mb(reset=True)
+        start = time.perf_counter()
+        history = model.fit(splits.train, epochs=config.epochs, validation_data=splits.validation,
+                            callbacks=[make_callbacks(timer, progress, config.epochs)],
+                            verbose=keras_verbose)
+        wall = time.perf_counter() - start
+    finally:
+        if config.mixed_precision:
+            keras.mixed_precision.set_global_policy("float32")
+    if timer.diverged:
+        raise TrainingDiverged(timer.diverged)
+    test_loss, test_acc = model.evaluate(splits.test, verbose=0)
+    correct, total = _test_predictions(model, splits.test)
+    hist = history.history
+    epochs = [{"epoch": i + 1, "loss": hist["loss"][i], "accuracy": hist["accuracy"][i],
+               "val_loss": hist["val_loss"][i], "val_accuracy": hist["val_accuracy"][i],
+               "epoch_s": timer.epoch_s[i], "train_s": timer.train_s[i],
+               "steps": len(timer.step_ms[i]),
+               "step_ms_median": float(np.median(timer.step_ms[i])) if timer.step_ms[i] else None}
+              for i in range(len(hist["loss"]))]
+    final = epochs[-1]
+    weights_path = resolve_weights(config.weights, download=False) \
+        if get_variant(name).uses_weights else None
+    result = {
+        "variant": name, "alias": get_variant(name).alias, "seed": seed,
+        "epochs_completed": len(epochs),
+        "train_accuracy": final["accuracy"], "val_accuracy": final["val_accuracy"],
+        "test_accuracy": float(test_acc), "overfit_gap": final["accuracy"] - final["val_accuracy"],
+        "train_loss": final["loss"], "val_loss": final["val_loss"], "test_loss": float(test_loss),
+        "test_correct": correct, "n_test_evaluated": total,
+        "test_p_value": binomial_p_value(correct, total),
+        "first_epoch_s": timer.epoch_s[0], "train_wall_s": wall,
+        "peak_rss_mb": peak_rss_mb(), "gpu_peak_mb": _gpu_peak_mb(),
+        "replicas": strategy.num_replicas_in_sync,
+        "pretrained": weights_path is not None,
+        "epochs": epochs,
+        **counts,
+        **step_statistics(timer.step_ms, config.batch_size),
+    }
+    del model
+    keras.backend.clear_session()
+    return result
+
+
+def print_progress(line: str) -> None:
+    """Default progress sink: stderr, flushed, so it interleaves well with pytest -s."""
+    print(line, file=sys.stderr, flush=True)
