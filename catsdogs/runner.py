@@ -172,20 +172,28 @@ def _error_text(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {first}"
 
 
-def run_one(prepared: Prepared, variant: str, seed: int,
-            progress: Callable[[str], None] | None = None, keras_verbose: int = 0
-            ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Train one pair and return (run row, epoch rows), status ok or failed. Interruptions
-    (KeyboardInterrupt, Interrupted) propagate: nothing is recorded for this pair."""
+def load_data(prepared: Prepared, seed: int):
+    """The splits for one seed (decoded images are cached per process, so this is cheap
+    after the first call)."""
     from catsdogs.data import load_splits
+
+    options = prepared.options
+    return load_splits(prepared.data_dir, seed=seed, limit=options.limit,
+                       batch_size=options.batch_size, info=prepared.info,
+                       skip_bad_images=options.skip_bad_images)
+
+
+def run_one(prepared: Prepared, variant: str, seed: int,
+            progress: Callable[[str], None] | None = None, keras_verbose: int = 0,
+            splits=None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Train one pair and return (run row, epoch rows), status ok or failed. Interruptions
+    (KeyboardInterrupt, Interrupted) propagate: nothing is recorded for this pair.
+    `splits` may be loaded beforehand (the bench does, to keep decoding out of its timing)."""
     from catsdogs.train import TrainConfig, train_run
 
     options = prepared.options
-    splits = None
     try:
-        splits = load_splits(prepared.data_dir, seed=seed, limit=options.limit,
-                             batch_size=options.batch_size, info=prepared.info,
-                             skip_bad_images=options.skip_bad_images)
+        splits = splits if splits is not None else load_data(prepared, seed)
         row = _base_row(prepared, variant, seed, splits)
         config = TrainConfig(epochs=options.epochs, batch_size=options.batch_size,
                              weights=options.weights, deterministic=options.deterministic,
@@ -213,9 +221,9 @@ def run_one(prepared: Prepared, variant: str, seed: int,
 
 
 def run_and_record(prepared: Prepared, result_set: ResultSet, variant: str, seed: int,
-                   progress: Callable[[str], None] | None = None, keras_verbose: int = 0
-                   ) -> dict[str, Any]:
+                   progress: Callable[[str], None] | None = None, keras_verbose: int = 0,
+                   splits=None) -> dict[str, Any]:
     """Train one pair and append its rows to the result set as soon as it ends."""
-    row, epoch_rows = run_one(prepared, variant, seed, progress, keras_verbose)
+    row, epoch_rows = run_one(prepared, variant, seed, progress, keras_verbose, splits)
     result_set.append_run(row, epoch_rows)
     return row

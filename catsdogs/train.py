@@ -228,7 +228,7 @@ def train_run(variant: str, splits, *, seed: int, config: TrainConfig = TrainCon
         start = time.perf_counter()
         history = model.fit(splits.train, epochs=config.epochs, validation_data=splits.validation,
                             callbacks=[make_callbacks(timer, progress, config.epochs)],
-                            verbose=keras_verbose)
+                            shuffle=False, verbose=keras_verbose)  # the pipeline shuffles
         wall = time.perf_counter() - start
     finally:
         if config.mixed_precision:
