@@ -1,0 +1,522 @@
+"""Find, download, safely unpack, check and fingerprint cats_and_dogs_filtered.
+
+Why this module exists: every result row says which data it was trained on, so the data
+must be found the same way everywhere (CLI, pytest, CI), refused loudly when it is broken,
+and identified by a fingerprint rather than by a path. It never imports TensorFlow, so
+`catsdogs data` and the test suite stay fast.
+
+Where the data comes from, first match wins (`locate_dataset`):
+  1. an explicit folder (`--data-dir DIR`),
+  2. the environment (`CATSDOGS_DATA`, or `CATSDOGS_DATA_DIR`),
+  3. the Keras cache, in both layouts Keras has used for
+     `get_file("cats_and_dogs.zip", ..., extract=True)`,
+  4. a download of the official archive into the Keras cache.
+
+Downloads follow what Keras' own `get_file` does right: the size is pinned, a partial file
+never takes the final name, and archive members that would land outside the target folder
+(`..`, absolute paths, drive letters, links) are refused instead of silently skipped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import errno
+import hashlib
+import http.client
+import os
+import re
+import shutil
+import socket
+import stat
+import tempfile
+import urllib.error
+import urllib.request
+import zipfile
+import zlib
+from pathlib import Path
+from typing import Callable, Iterable, Iterator, Mapping, Sequence
+
+from catsdogs.errors import DataError
+
+try:  # POSIX only; elsewhere two concurrent downloads are simply not coordinated.
+    import fcntl
+except ImportError:  # pragma: no cover
+    fcntl = None  # type: ignore[assignment]
+
+# ---------------------------------------------------------------- what the data is
+
+#: sha256 of the sorted `sha256sum` manifest of the 3000 official JPEGs (see
+#: `compute_fingerprint`); a run on other data carries its own fingerprint instead.
+KNOWN_FINGERPRINT = "7ecc68776f753fca008de8ee9d57ff4ad6d0550ec8c964be4c5090b0b5fb57fd"
+ARCHIVE_NAME = "cats_and_dogs_filtered.zip"
+#: Size in bytes of the official archive: a download of any other size is refused.
+ARCHIVE_SIZE = 68_606_236
+#: The official location first, then Google's mirror of the same file.
+ARCHIVE_URLS = (
+    "https://storage.googleapis.com/mledu-datasets/cats_and_dogs_filtered.zip",
+    "https://download.mlcc.google.com/mledu-datasets/cats_and_dogs_filtered.zip",
+)
+DATASET_NAME = "cats_and_dogs_filtered"
+SPLITS = ("train", "validation")
+#: Alphabetical, as Keras infers labels from folder names: label 0 = cat, 1 = dog.
+CLASSES = ("cats", "dogs")
+#: What `keras.utils.image_dataset_from_directory` reads (compared case-insensitively).
+IMAGE_EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
+ENV_VARS = ("CATSDOGS_DATA", "CATSDOGS_DATA_DIR")
+
+#: Folder Keras >= 3.6 extracts `cats_and_dogs.zip` into (inside `<keras home>/datasets`).
+KERAS_EXTRACTED_DIR = "cats_and_dogs_extracted"
+#: Refuse archives that declare more than this uncompressed (the real one is ~68 MB):
+#: a small zip must not be able to fill the disk.
+MAX_EXTRACTED_BYTES = 2 * 1024**3
+_CHUNK = 1024 * 1024
+_HINT = "pass --data-dir DIR (or CATSDOGS_DATA) or use --synthetic"
+
+Progress = Callable[[int, int], None]
+
+
+# ---------------------------------------------------------------- where to look
+
+
+def _env(environ: Mapping[str, str] | None) -> Mapping[str, str]:
+    return os.environ if environ is None else environ
+
+
+def keras_cache_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """Keras' cache root: `$KERAS_HOME` if set, else `~/.keras`. Datasets live in its
+    `datasets/` folder; we share it so a set Keras already downloaded is reused."""
+    env = _env(environ)
+    if env.get("KERAS_HOME"):
+        return Path(env["KERAS_HOME"]).expanduser()
+    home = env.get("HOME") if environ is not None else None
+    return (Path(home) if home else Path.home()) / ".keras"
+
+
+def candidate_dirs(environ: Mapping[str, str] | None = None) -> list[Path]:
+    """Where Keras leaves the dataset after `get_file("cats_and_dogs.zip", extract=True)`:
+    `datasets/cats_and_dogs_filtered` before Keras 3.6, and
+    `datasets/cats_and_dogs_extracted/cats_and_dogs_filtered` from 3.6 on."""
+    datasets = keras_cache_dir(environ) / "datasets"
+    return [datasets / DATASET_NAME, datasets / KERAS_EXTRACTED_DIR / DATASET_NAME]
+
+
+def _given_dir(path: Path, source: str) -> Path:
+    """A folder the user named. It must exist; if it is the folder *above* the dataset
+    (e.g. Keras' `cats_and_dogs_extracted`), step into `cats_and_dogs_filtered`."""
+    path = path.expanduser()
+    if not path.exists():
+        raise DataError(f"{source} {path}: no such folder; expected a {DATASET_NAME} folder "
+                        f"with train/ and validation/")
+    inner = path / DATASET_NAME
+    if path.is_dir() and not (path / SPLITS[0]).exists() and (inner / SPLITS[0]).is_dir():
+        return inner
+    return path
+
+
+def locate_dataset(data_dir: str | os.PathLike | None = None, *, download: bool = True,
+                   urls: Sequence[str] = ARCHIVE_URLS, expected_size: int = ARCHIVE_SIZE,
+                   environ: Mapping[str, str] | None = None,
+                   progress: Progress | None = None) -> Path:
+    """The dataset folder to use: `data_dir`, else `$CATSDOGS_DATA` (`$CATSDOGS_DATA_DIR`),
+    else an existing Keras cache copy, else a fresh download into the Keras cache.
+
+    The folder is not checked here (`scan_dataset` does that). When nothing works the
+    DataError is one line listing every place and URL tried and why each failed, so a
+    user offline knows at once to pass a folder or use --synthetic."""
+    env = _env(environ)
+    if data_dir is not None and str(data_dir) != "":
+        return _given_dir(Path(data_dir), "--data-dir")
+    for var in ENV_VARS:
+        if env.get(var):
+            return _given_dir(Path(env[var]), f"${var}")
+    candidates = candidate_dirs(env)
+    for candidate in candidates:
+        if candidate.is_dir():
+            return candidate
+    looked = f"no {DATASET_NAME} dataset: not in {' or '.join(map(str, candidates))}"
+    if not download:
+        raise DataError(f"{looked}; downloading is off; {_HINT}")
+    try:
+        return fetch_dataset(keras_cache_dir(env), urls=urls, expected_size=expected_size,
+                             progress=progress)
+    except DataError as exc:
+        raise DataError(f"{looked}; {exc}; {_HINT}") from None
+
+
+# ---------------------------------------------------------------- download
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    """An exclusive advisory lock, so two processes (xdist workers, two CI jobs on one
+    runner) never write the same `.part` file or extract into the same folder at once."""
+    if fcntl is None:  # pragma: no cover
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _why(exc: BaseException, timeout: float) -> str:
+    """A short human reason for a failed fetch ('no network', 'HTTP 404', ...)."""
+    if isinstance(exc, urllib.error.HTTPError):
+        return f"HTTP {exc.code} {exc.reason}".strip()
+    if isinstance(exc, http.client.IncompleteRead):
+        return f"connection closed after {len(exc.partial):,} bytes of a read"
+    if isinstance(exc, http.client.HTTPException):
+        return f"bad HTTP answer ({type(exc).__name__}: {exc})"
+    if isinstance(exc, ValueError):
+        return f"not a URL we can fetch ({exc})"
+    reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+    if isinstance(reason, socket.gaierror):
+        return "no network (cannot resolve host)"
+    if isinstance(reason, (TimeoutError, socket.timeout)):
+        return f"no answer within {timeout:g} s"
+    if isinstance(reason, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(reason, FileNotFoundError):
+        return "no such file"
+    if isinstance(reason, OSError) and reason.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH):
+        return "no network (unreachable)"
+    text = str(reason.strerror if isinstance(reason, OSError) and reason.strerror else reason)
+    return text.replace("\n", " ") or type(reason).__name__
+
+
+def _stream(url: str, part: Path, *, expected_size: int, progress: Progress | None,
+            timeout: float) -> None:
+    """Copy `url` into `part`, refusing as soon as the size cannot be `expected_size`."""
+    with urllib.request.urlopen(url, timeout=timeout) as response:
+        announced = response.headers.get("Content-Length")
+        if announced is not None and announced.isdigit() and int(announced) != expected_size:
+            raise DataError(f"got {int(announced):,} bytes (Content-Length), "
+                            f"expected {expected_size:,}")
+        done = 0
+        if progress:
+            progress(0, expected_size)
+        with open(part, "wb") as out:
+            while True:
+                chunk = response.read(_CHUNK)
+                if not chunk:
+                    break
+                done += len(chunk)
+                if done > expected_size:
+                    raise DataError(f"got more than {expected_size:,} bytes, "
+                                    f"expected {expected_size:,}")
+                out.write(chunk)
+                if progress:
+                    progress(done, expected_size)
+            out.flush()
+            os.fsync(out.fileno())
+    if done != expected_size:
+        raise DataError(f"got {done:,} bytes, expected {expected_size:,}")
+
+
+def download_archive(urls: Iterable[str], dest: Path, *, expected_size: int,
+                     progress: Progress | None = None, timeout: float = 60) -> Path:
+    """Download to `dest`, trying each URL in turn (any scheme urllib knows: https, http,
+    file). Returns `dest`.
+
+    Data streams into `dest + ".part"` and only takes the final name (os.replace) after its
+    byte count equals `expected_size`, so an interrupted or truncated download is never
+    mistaken for the archive; a `.part` left by a killed run is discarded and restarted. A
+    `dest` already of the right size is reused without touching the network. If every URL
+    fails, one DataError names each URL and why."""
+    dest = Path(dest)
+    urls = [urls] if isinstance(urls, str) else list(urls)  # one URL, not its characters
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    part = dest.with_suffix(dest.suffix + ".part")
+    with _file_lock(dest.with_suffix(dest.suffix + ".lock")):
+        if dest.is_file() and dest.stat().st_size == expected_size:
+            return dest
+        failures = []
+        for url in urls:
+            part.unlink(missing_ok=True)
+            try:
+                _stream(url, part, expected_size=expected_size, progress=progress,
+                        timeout=timeout)
+            except DataError as exc:
+                failures.append(f"{url}: {exc}")
+            except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as exc:
+                failures.append(f"{url}: {_why(exc, timeout)}")
+            else:
+                os.replace(part, dest)
+                return dest
+            finally:
+                part.unlink(missing_ok=True)  # after os.replace there is nothing left
+    tried = "; ".join(failures) if failures else "no URLs given"
+    raise DataError(f"could not download {dest.name} to {dest}: {tried}")
+
+
+# ---------------------------------------------------------------- safe extraction
+
+
+def _open_zip(zip_path: Path) -> zipfile.ZipFile:
+    if not zip_path.is_file():
+        raise DataError(f"archive {zip_path}: no such file; expected a zip archive")
+    try:
+        return zipfile.ZipFile(zip_path)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise DataError(f"archive {zip_path}: not a zip file ({exc}); expected a zip "
+                        f"archive such as the official {ARCHIVE_NAME}") from None
+
+
+def _check_member(zip_path: Path, zf: zipfile.ZipFile, info: zipfile.ZipInfo,
+                  target: Path) -> None:
+    """Refuse any member that could write outside `target` (or anywhere unexpected)."""
+    name = info.filename
+
+    def refuse(what: str) -> DataError:
+        return DataError(f"archive {zip_path}: member {name!r} {what}; expected plain "
+                         f"files with relative paths inside {target}")
+
+    if stat.S_ISLNK(info.external_attr >> 16):
+        link = zf.read(info).decode("utf-8", "replace")
+        resolved = os.path.normpath(os.path.join(os.path.dirname(name), link))
+        where = "outside the target folder" if (
+            os.path.isabs(link) or resolved == ".." or resolved.startswith("../")
+        ) else "elsewhere in the archive"
+        raise refuse(f"is a symbolic link to {link!r} ({where})")
+    if name.startswith(("/", "\\")):
+        raise refuse("has an absolute path")
+    if re.match(r"^[A-Za-z]:", name):
+        raise refuse("has a drive letter")
+    if ".." in re.split(r"[\\/]", name):
+        raise refuse("has a '..' component")
+    if "\x00" in name:
+        raise refuse("has a NUL byte in its name")
+    base = os.path.realpath(target)
+    landed = os.path.realpath(os.path.join(base, name))
+    if os.path.commonpath([base, landed]) != base:  # last line of defence
+        raise refuse("would land outside the target folder")
+
+
+def _move_into_place(zip_path: Path, tmp: Path, target: Path) -> None:
+    """Rename the finished extraction to `target`. If `target` already is a folder, add the
+    archive's top-level entries to it, but refuse before moving anything if one exists."""
+    if not target.exists():
+        os.rename(tmp, target)
+        return
+    if not target.is_dir():
+        raise DataError(f"extracting {zip_path}: {target} is a file; expected a folder")
+    entries = sorted(tmp.iterdir())
+    for entry in entries:
+        if (target / entry.name).exists():
+            raise DataError(f"extracting {zip_path}: {target / entry.name} already exists; "
+                            f"expected to add new entries only (delete it to re-extract)")
+    for entry in entries:
+        os.rename(entry, target / entry.name)
+
+
+def safe_extract(zip_path: Path, target: Path) -> None:
+    """Extract a zip archive into `target`, all or nothing.
+
+    Every member is checked before a byte is written: a file that is not a zip, members
+    with absolute paths, drive letters, `..` components or symbolic links (zip
+    external_attr S_IFLNK; Python would write them as plain files holding the link text,
+    and a link can point anywhere) and archives declaring more than MAX_EXTRACTED_BYTES are
+    refused with a DataError naming the archive and the member. Extraction goes into a
+    temporary folder beside `target` and is renamed into place only when complete, so a
+    failure (corrupt member, full disk) leaves nothing half-done behind."""
+    zip_path, target = Path(zip_path), Path(target)
+    with _open_zip(zip_path) as zf:
+        members = zf.infolist()
+        for info in members:
+            _check_member(zip_path, zf, info, target)
+        declared = sum(info.file_size for info in members)
+        if declared > MAX_EXTRACTED_BYTES:
+            raise DataError(f"archive {zip_path}: declares {declared:,} bytes uncompressed; "
+                            f"expected at most {MAX_EXTRACTED_BYTES:,}")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent))
+        try:
+            for info in members:
+                try:
+                    zf.extract(info, tmp)
+                except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as exc:
+                    raise DataError(f"archive {zip_path}: member {info.filename!r} could not "
+                                    f"be extracted ({exc}); expected an intact archive") from None
+            _move_into_place(zip_path, tmp, target)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def fetch_dataset(cache_dir: Path | None = None, *, urls: Sequence[str] = ARCHIVE_URLS,
+                  expected_size: int = ARCHIVE_SIZE, progress: Progress | None = None) -> Path:
+    """Download and unpack the official archive into the Keras cache (`cache_dir`, default
+    `keras_cache_dir()`), using the Keras >= 3.6 layout so Keras and we share one copy:
+    `datasets/cats_and_dogs_filtered.zip` -> `datasets/cats_and_dogs_extracted/`.
+    Returns the `cats_and_dogs_filtered` folder, reusing it if already there."""
+    datasets = Path(cache_dir if cache_dir is not None else keras_cache_dir()) / "datasets"
+    extracted = datasets / KERAS_EXTRACTED_DIR
+    final = extracted / DATASET_NAME
+    with _file_lock(datasets / f".{DATASET_NAME}.lock"):
+        if final.is_dir():
+            return final
+        archive = download_archive(urls, datasets / ARCHIVE_NAME,
+                                   expected_size=expected_size, progress=progress)
+        try:
+            with _open_zip(archive) as zf:
+                names = zf.namelist()
+            if not any(n.startswith(f"{DATASET_NAME}/") for n in names):
+                raise DataError(f"archive {archive}: has no {DATASET_NAME}/ folder at its "
+                                f"top; expected the official {ARCHIVE_NAME}")
+            safe_extract(archive, extracted)
+        except DataError as exc:
+            # A refused archive must not be reused as "already downloaded" next time.
+            archive.unlink(missing_ok=True)
+            raise DataError(f"{exc} (deleted it, so the next run downloads it again)") from None
+    return final
+
+
+# ---------------------------------------------------------------- check and fingerprint
+
+
+@dataclasses.dataclass
+class DatasetInfo:
+    """What `scan_dataset` found: image files per split and class (relative POSIX paths,
+    sorted), files Keras would skip, and the fingerprint that identifies the data."""
+
+    root: Path
+    files: dict[str, dict[str, list[str]]]
+    non_image_files: list[str]
+    fingerprint: str
+    fingerprint_known: bool
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """Images per split and class, e.g. {"train": {"cats": 1000, "dogs": 1000}, ...}."""
+        return {split: {cls: len(paths) for cls, paths in classes.items()}
+                for split, classes in self.files.items()}
+
+    def label_counts_message(self, split: str = "train") -> str:
+        """The sentence the course prints: 'There are 1000 dogs and 1000 cats'."""
+        counts = self.counts()[split]
+        return f"There are {counts['dogs']} dogs and {counts['cats']} cats"
+
+
+def _is_image(name: str) -> bool:
+    return name.lower().endswith(IMAGE_EXTENSIONS)
+
+
+def _scan_class(root: Path, class_dir: Path) -> tuple[list[str], list[str]]:
+    """Walk a class folder recursively (as Keras does, without following linked folders);
+    hidden files and folders are skipped."""
+    images: list[str] = []
+    others: list[str] = []
+    for dirpath, dirnames, filenames in os.walk(class_dir):
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        rel_dir = Path(dirpath).relative_to(root).as_posix()
+        for fname in filenames:
+            if fname.startswith("."):
+                continue
+            (images if _is_image(fname) else others).append(f"{rel_dir}/{fname}")
+    return sorted(images), sorted(others)
+
+
+def scan_dataset(root: str | os.PathLike) -> DatasetInfo:
+    """Check the cats_and_dogs_filtered layout and fingerprint the images.
+
+    `root` must hold `train/` and `validation/`, each with exactly the class folders
+    `cats/` and `dogs/`, each with at least one image. Anything else is a DataError naming
+    the folder: an extra class folder would silently become a third Keras label, and an
+    empty one would train a one-class model. Files Keras would ignore are listed in
+    `non_image_files`, not refused."""
+    root = Path(root)
+    expected = f"expected {SPLITS[0]}/ and {SPLITS[1]}/, each with {CLASSES[0]}/ and {CLASSES[1]}/"
+    if not root.exists():
+        raise DataError(f"dataset folder {root}: does not exist; {expected}")
+    if not root.is_dir():
+        raise DataError(f"dataset folder {root}: is a file, not a folder; {expected}")
+    files: dict[str, dict[str, list[str]]] = {}
+    non_image: list[str] = []
+    for split in SPLITS:
+        split_dir = root / split
+        if not split_dir.is_dir():
+            raise DataError(f"dataset folder {root}: no {split}/ folder; {expected}")
+        found = sorted(e.name for e in os.scandir(split_dir)
+                       if e.is_dir() and not e.name.startswith("."))
+        extra = [name for name in found if name not in CLASSES]
+        if extra:
+            raise DataError(f"dataset folder {split_dir}: unexpected class folder {extra[0]}/ "
+                            f"(Keras would make it another label); expected only "
+                            f"{CLASSES[0]}/ and {CLASSES[1]}/")
+        files[split] = {}
+        for cls in CLASSES:
+            class_dir = split_dir / cls
+            if not class_dir.is_dir():
+                raise DataError(f"dataset folder {split_dir}: no {cls}/ folder; expected "
+                                f"{CLASSES[0]}/ and {CLASSES[1]}/")
+            images, others = _scan_class(root, class_dir)
+            if not images:
+                raise DataError(f"dataset folder {class_dir}: no images; expected "
+                                f"{'/'.join(IMAGE_EXTENSIONS)} files")
+            files[split][cls] = images
+            non_image.extend(others)
+    all_images = [p for classes in files.values() for paths in classes.values() for p in paths]
+    fingerprint = compute_fingerprint(root, all_images)
+    return DatasetInfo(root=root, files=files, non_image_files=sorted(non_image),
+                       fingerprint=fingerprint, fingerprint_known=fingerprint == KNOWN_FINGERPRINT)
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _manifest_line(hexdigest: str, rel: str) -> str:
+    """One `sha256sum` output line; names with a backslash or newline are escaped and
+    the line starts with a backslash, as GNU sha256sum does."""
+    if "\\" in rel or "\n" in rel:
+        return "\\" + hexdigest + "  " + rel.replace("\\", "\\\\").replace("\n", "\\n") + "\n"
+    return f"{hexdigest}  {rel}\n"
+
+
+def manifest(root: str | os.PathLike, relative_paths: Iterable[str]) -> str:
+    """The `sha256sum` manifest of the `*.jpg` files among `relative_paths` that lie under
+    train/ or validation/, sorted by the bytes of the path (`LC_ALL=C sort`)."""
+    root = Path(root)
+    chosen = {p for p in relative_paths
+              if p.endswith(".jpg") and p.split("/", 1)[0] in SPLITS}
+    ordered = sorted(chosen, key=lambda p: p.encode("utf-8", "surrogateescape"))
+    return "".join(_manifest_line(_sha256_file(root / p), p) for p in ordered)
+
+
+def compute_fingerprint(root: str | os.PathLike, relative_paths: Iterable[str]) -> str:
+    """The dataset fingerprint as /shared/data/README.md defines it: sha256 of the
+    manifest above, i.e. the output of
+    `find train validation -type f -name '*.jpg' | LC_ALL=C sort | xargs sha256sum | sha256sum`.
+    Content-based, so a copy anywhere, under any path, gets the same fingerprint."""
+    return hashlib.sha256(manifest(root, relative_paths).encode("utf-8", "surrogateescape")
+                          ).hexdigest()
+
+
+def describe(info: DatasetInfo) -> str:
+    """The report `catsdogs data` prints: where, how many per split and class, and
+    whether the data is the official set."""
+    from catsdogs.synthetic import is_synthetic  # lazy: synthetic imports this module
+
+    counts = info.counts()
+    lines = [f"Dataset: {info.root}"]
+    if is_synthetic(info.root):
+        lines.append("  SYNTHETIC: generated images, not cats and dogs; accuracy here says "
+                     "nothing about the real task")
+    header = f"  {'split':<12}" + "".join(f"{cls:>8}" for cls in CLASSES) + f"{'total':>8}"
+    lines.append(header)
+    for split in SPLITS:
+        row = counts[split]
+        lines.append(f"  {split:<12}" + "".join(f"{row[cls]:>8}" for cls in CLASSES)
+                     + f"{sum(row.values()):>8}")
+    lines.append(f"  {info.label_counts_message('train')} (train)")
+    lines.append(f"  Non-image files ignored: {len(info.non_image_files)}")
+    verdict = ("matches the official cats_and_dogs_filtered" if info.fingerprint_known
+               else "differs from the official set; results will carry it")
+    lines.append(f"  Fingerprint: {info.fingerprint} ({verdict})")
+    return "\n".join(lines)
