@@ -93,15 +93,14 @@ class BenchSession:
             raise pytest.UsageError(str(exc)) from None
         self.done = self.result_set.done_pairs() if self.options.resume else set()
         self.rows: list[dict] = []
-        self._splits: dict[int, object] = {}
 
     def splits(self, seed: int):
-        """Splits per seed, loaded outside the timed call (decoding is cached)."""
+        """Fresh splits for one run, loaded outside the timed call. Decoded images are
+        cached per process, so this is cheap; the datasets themselves must be new for
+        every run, since a dataset carries its reshuffle state from run to run."""
         from catsdogs.runner import load_data
 
-        if seed not in self._splits:
-            self._splits[seed] = load_data(self.prepared, seed)
-        return self._splits[seed]
+        return load_data(self.prepared, seed)
 
 
 def _session(config) -> BenchSession:

@@ -233,7 +233,12 @@ def load_splits(data_dir, *, seed: int = 0, limit: int | None = None,
     check_limit(limit, info.counts())
     chosen = partition(info.files, seed=seed, limit=limit)
     from catsdogs.synthetic import is_synthetic
+    import tensorflow as tf
 
+    # tf.data derives the shuffle order from (global seed, op seed): pin both, so the
+    # order depends on `seed` alone, not on whatever ran earlier in this process. A
+    # dataset keeps its reshuffle state, so each run needs its own load_splits call.
+    tf.random.set_seed(seed)
     skipped: list[str] = []
     datasets: dict[str, Any] = {}
     files: dict[str, list[str]] = {}

@@ -1,0 +1,83 @@
+"""The registry and the four builders: exactly the post's parameter counts, aliases, and
+the model4 weights choices (never a silent fallback to random weights)."""
+
+from __future__ import annotations
+
+import pytest
+
+from catsdogs.errors import UsageError, WeightsError
+from catsdogs.models import ALIASES, VARIANTS, build_model, canonical_name, parameter_counts
+
+# From the post's model.summary() output (and the issue): at 160x160x3.
+EXPECTED_PARAMS = {
+    "baseline_cnn": (72_210, 72_210, 0),
+    "augmented_cnn": (72_210, 72_210, 0),
+    "preprocessed_cnn": (1_641_362, 1_641_362, 0),
+    "transfer_mobilenetv2": (2_445_858, 187_874, 2_257_984),
+}
+
+
+def test_registry_order_and_aliases():
+    assert VARIANTS == ("baseline_cnn", "augmented_cnn", "preprocessed_cnn",
+                        "transfer_mobilenetv2")
+    assert [ALIASES[f"model{i}"] for i in range(1, 5)] == list(VARIANTS)
+    assert canonical_name("MODEL3") == "preprocessed_cnn"
+
+
+def test_unknown_variant_lists_the_valid_names():
+    with pytest.raises(UsageError) as info:
+        canonical_name("model9")
+    message = str(info.value)
+    assert "'model9'" in message and all(name in message for name in VARIANTS)
+
+
+@pytest.mark.parametrize("name", VARIANTS)
+def test_parameter_counts_match_the_post(name):
+    model = build_model(name, weights="none", seed=0)
+    counts = parameter_counts(model)
+    assert (counts["params_total"], counts["params_trainable"],
+            counts["params_non_trainable"]) == EXPECTED_PARAMS[name]
+
+
+def test_model_is_compiled_as_the_post():
+    model = build_model("model1", seed=0)
+    assert type(model.optimizer).__name__ == "Adam"
+    assert model.loss.from_logits is True
+    assert float(model.optimizer.learning_rate.numpy()) == pytest.approx(0.001)
+
+
+def test_model4_random_init_is_not_pretrained_and_base_is_frozen():
+    model = build_model("model4", weights="none", seed=0)
+    base = model.get_layer("mobilenetv2_base")
+    assert base.trainable is False or not base.trainable_weights
+
+
+def test_model4_missing_weights_file_is_a_clear_error(tmp_path):
+    missing = tmp_path / "nope.h5"
+    with pytest.raises(WeightsError) as info:
+        build_model("model4", weights=str(missing))
+    assert str(missing) in str(info.value) and "none" in str(info.value)
+
+
+def test_model4_imagenet_without_network_says_how_to_supply_weights(tmp_path, monkeypatch):
+    """No cached file and no network here: the error must say how to supply the weights."""
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    from catsdogs.models import resolve_weights
+
+    with pytest.raises(WeightsError) as info:
+        resolve_weights("imagenet", download=False)
+    assert "--weights" in str(info.value)
+
+
+def test_model4_loads_a_local_weights_file(tmp_path):
+    """A local file is loaded into the base (here: weights we saved ourselves)."""
+    from tensorflow import keras
+
+    source = keras.applications.MobileNetV2(input_shape=(160, 160, 3), include_top=False,
+                                            weights=None)
+    path = tmp_path / "base.weights.h5"
+    source.save_weights(path)
+    model = build_model("model4", weights=str(path), seed=0)
+    loaded = model.get_layer("mobilenetv2_base").layers[1]
+    assert all((a == b).all() for a, b in zip(
+        [w.numpy() for w in loaded.weights[:3]], [w.numpy() for w in source.weights[:3]]))
