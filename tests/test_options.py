@@ -1,0 +1,84 @@
+"""One option registry serves the CLI, pytest and the environment, with the same checks."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from catsdogs.errors import UsageError
+from catsdogs.options import OPTIONS, add_to_argparse, resolve
+
+
+def _cli(*argv: str, environ: dict | None = None):
+    parser = argparse.ArgumentParser()
+    add_to_argparse(parser)
+    return resolve(vars(parser.parse_args(list(argv))), environ=environ or {})
+
+
+def test_defaults_are_the_posts():
+    options = _cli()
+    assert options.epochs == 20 and options.batch_size == 32 and options.seeds == (0, 1, 2)
+    assert options.variants == ("baseline_cnn", "augmented_cnn", "preprocessed_cnn",
+                                "transfer_mobilenetv2")
+    assert options.weights == "imagenet" and not options.smoke
+
+
+def test_environment_fills_what_the_command_line_leaves_out():
+    options = _cli("--epochs", "3", environ={"CATSDOGS_EPOCHS": "7", "CATSDOGS_SEEDS": "4,5",
+                                             "CATSDOGS_SYNTHETIC": "1"})
+    assert options.epochs == 3 and options.seeds == (4, 5) and options.synthetic
+
+
+def test_aliases_and_all_resolve_to_canonical_names_in_registry_order():
+    assert _cli("--variants", "model4,model1").variants == ("baseline_cnn",
+                                                            "transfer_mobilenetv2")
+
+
+@pytest.mark.parametrize("argv, message", [
+    (("--epochs", "0"), "--epochs: expected a positive integer, got '0'"),
+    (("--batch-size", "-3"), "--batch-size: expected a positive integer, got '-3'"),
+    (("--seeds", "1,-2"), "--seeds: expected non-negative integers"),
+    (("--seeds", "1.5"), "--seeds: expected non-negative integers"),
+    (("--seeds", "1,1"), "--seeds: each seed once"),
+    (("--variants", "model7"), "unknown variant 'model7'"),
+    (("--shard", "3/2"), "--shard: expected 1 <= K <= N, got '3/2'"),
+    (("--shard", "half"), "--shard: expected K/N"),
+    (("--strategy", "tpu"), "--strategy: expected default or mirrored"),
+    (("--limit", "x"), "--limit: expected a positive integer, got 'x'"),
+])
+def test_bad_values_quote_the_option_and_value(argv, message):
+    with pytest.raises(UsageError) as info:
+        _cli(*argv)
+    assert message in str(info.value)
+
+
+def test_bad_environment_value_names_the_variable():
+    with pytest.raises(UsageError, match="CATSDOGS_DETERMINISTIC"):
+        _cli(environ={"CATSDOGS_DETERMINISTIC": "maybe"})
+
+
+def test_smoke_is_declared_by_limit_synthetic_or_few_epochs():
+    assert _cli("--limit", "5").smoke and _cli("--synthetic").smoke
+    assert _cli("--epochs", "4").smoke and not _cli("--epochs", "5").smoke
+
+
+def test_pytest_and_cli_offer_the_same_options(pytestconfig):
+    """bench/conftest.py adds exactly OPTIONS; check via a fresh parser of each kind."""
+    from catsdogs.options import add_to_pytest
+
+    added = []
+
+    class Group:
+        def addoption(self, flag, **kwargs):
+            added.append(flag)
+
+    class Parser:
+        def getgroup(self, *args):
+            return Group()
+
+    add_to_pytest(Parser())
+    parser = argparse.ArgumentParser()
+    add_to_argparse(parser)
+    cli_flags = [a.option_strings[0] for a in parser._actions if a.option_strings[0] != "-h"]
+    assert added == cli_flags == [option.flag for option in OPTIONS]
