@@ -136,6 +136,21 @@ def _append_rows(path: Path, columns: tuple[str, ...], new_rows: list[dict[str, 
     _atomic_write(path, _csv_text(columns, rows))
 
 
+def check_writable(results_dir: str | Path) -> Path:
+    """`results_dir/runs`, created if needed, after proving we can write a file there (a
+    UsageError otherwise). Cheap, so `catsdogs run` calls it before loading TensorFlow."""
+    runs_root = Path(results_dir) / "runs"
+    try:
+        runs_root.mkdir(parents=True, exist_ok=True)
+        probe = runs_root / f".write-probe-{os.getpid()}"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise UsageError(f"--results-dir: cannot write into {str(runs_root)!r} "
+                         f"({exc.strerror or exc}); expected a writable folder") from None
+    return runs_root
+
+
 # ---------------------------------------------------------------- the result set
 
 
@@ -155,15 +170,7 @@ class ResultSet:
                now: _dt.datetime | None = None) -> "ResultSet":
         """A new, empty result set under `results_dir/runs/`; never reuses a folder (a
         second session in the same second gets a `-2` suffix)."""
-        runs_root = Path(results_dir) / "runs"
-        try:
-            runs_root.mkdir(parents=True, exist_ok=True)
-            probe = runs_root / f".write-probe-{os.getpid()}"
-            probe.write_text("")
-            probe.unlink()
-        except OSError as exc:
-            raise UsageError(f"--results-dir: cannot write into {str(runs_root)!r} "
-                             f"({exc.strerror or exc}); expected a writable folder") from None
+        runs_root = check_writable(results_dir)
         now = now or _dt.datetime.now(_dt.timezone.utc)
         base = result_set_name(now, environment.get("host", socket.gethostname()),
                                environment.get("tf_version", "unknown"),
