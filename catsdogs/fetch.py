@@ -19,7 +19,6 @@ never takes the final name, and archive members that would land outside the targ
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import errno
 import hashlib
@@ -35,14 +34,10 @@ import urllib.request
 import zipfile
 import zlib
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Callable, Iterable, Mapping, Sequence
 
 from catsdogs.errors import DataError
-
-try:  # POSIX only; elsewhere two concurrent downloads are simply not coordinated.
-    import fcntl
-except ImportError:  # pragma: no cover
-    fcntl = None  # type: ignore[assignment]
+from catsdogs.fsutil import file_lock
 
 # ---------------------------------------------------------------- what the data is
 
@@ -147,22 +142,6 @@ def locate_dataset(data_dir: str | os.PathLike | None = None, *, download: bool 
 # ---------------------------------------------------------------- download
 
 
-@contextlib.contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
-    """An exclusive advisory lock, so two processes (xdist workers, two CI jobs on one
-    runner) never write the same `.part` file or extract into the same folder at once."""
-    if fcntl is None:  # pragma: no cover
-        yield
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def _why(exc: BaseException, timeout: float) -> str:
     """A short human reason for a failed fetch ('no network', 'HTTP 404', ...)."""
     if isinstance(exc, urllib.error.HTTPError):
@@ -231,7 +210,7 @@ def download_archive(urls: Iterable[str], dest: Path, *, expected_size: int,
     urls = [urls] if isinstance(urls, str) else list(urls)  # one URL, not its characters
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_suffix(dest.suffix + ".part")
-    with _file_lock(dest.with_suffix(dest.suffix + ".lock")):
+    with file_lock(dest.with_suffix(dest.suffix + ".lock")):
         if dest.is_file() and dest.stat().st_size == expected_size:
             return dest
         failures = []
@@ -355,7 +334,7 @@ def fetch_dataset(cache_dir: Path | None = None, *, urls: Sequence[str] = ARCHIV
     datasets = Path(cache_dir if cache_dir is not None else keras_cache_dir()) / "datasets"
     extracted = datasets / KERAS_EXTRACTED_DIR
     final = extracted / DATASET_NAME
-    with _file_lock(datasets / f".{DATASET_NAME}.lock"):
+    with file_lock(datasets / f".{DATASET_NAME}.lock"):
         if final.is_dir():
             return final
         archive = download_archive(urls, datasets / ARCHIVE_NAME,

@@ -11,19 +11,18 @@ processes) never lose each other's rows.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import datetime as _dt
-import fcntl
 import io
 import json
 import os
 import re
 import socket
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable
 
 from catsdogs.errors import ResultsError, UsageError
+from catsdogs.fsutil import atomic_write, file_lock
 
 SCHEMA_VERSION = 1
 
@@ -74,28 +73,6 @@ def result_set_name(now: _dt.datetime, host: str, tf_version: str, device: str) 
 # ---------------------------------------------------------------- atomic, locked writes
 
 
-@contextlib.contextmanager
-def _locked(folder: Path) -> Iterator[None]:
-    """An exclusive advisory lock on the result set: one writer at a time, across processes."""
-    with open(folder / LOCK_FILE, "a+") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    """Write to a temporary file in the same folder, fsync, then rename over `path`: a
-    reader sees the old file or the new one, never half of one."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", newline="") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-
-
 def _csv_text(columns: Iterable[str], rows: Iterable[dict[str, Any]]) -> str:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=list(columns), extrasaction="raise",
@@ -133,7 +110,7 @@ def _append_rows(path: Path, columns: tuple[str, ...], new_rows: list[dict[str, 
         raise ResultsError(f"{path}: its columns differ from schema {SCHEMA_VERSION}; "
                            "write new runs into a new result set")
     rows = old + [{column: row.get(column) for column in columns} for row in new_rows]
-    _atomic_write(path, _csv_text(columns, rows))
+    atomic_write(path, _csv_text(columns, rows))
 
 
 def check_writable(results_dir: str | Path) -> Path:
@@ -185,10 +162,10 @@ class ResultSet:
             result_set = cls(path)
             meta = dict(environment, schema_version=SCHEMA_VERSION, result_set=path.name,
                         created_utc=now.astimezone(_dt.timezone.utc).isoformat())
-            _atomic_write(path / ENVIRONMENT_JSON, json.dumps(meta, indent=2, sort_keys=True)
+            atomic_write(path / ENVIRONMENT_JSON, json.dumps(meta, indent=2, sort_keys=True)
                           + "\n")
-            _atomic_write(path / RUNS_CSV, _csv_text(RUN_COLUMNS, []))
-            _atomic_write(path / EPOCHS_CSV, _csv_text(EPOCH_COLUMNS, []))
+            atomic_write(path / RUNS_CSV, _csv_text(RUN_COLUMNS, []))
+            atomic_write(path / EPOCHS_CSV, _csv_text(EPOCH_COLUMNS, []))
             return result_set
         raise UsageError(f"--results-dir: too many result sets named {base!r}")
 
@@ -220,7 +197,7 @@ class ResultSet:
         runs.csv row always has its epochs behind it. Both under the set's lock."""
         run_row = dict(run_row, schema_version=SCHEMA_VERSION, result_set=self.name)
         epoch_rows = [dict(row, schema_version=SCHEMA_VERSION) for row in epoch_rows]
-        with _locked(self.path):
+        with file_lock(self.path / LOCK_FILE):
             if epoch_rows:
                 _append_rows(self.path / EPOCHS_CSV, EPOCH_COLUMNS, epoch_rows)
             _append_rows(self.path / RUNS_CSV, RUN_COLUMNS, [run_row])

@@ -211,7 +211,6 @@ def train_run(variant: str, splits, *, seed: int, config: TrainConfig = TrainCon
     The returned dict holds the run row's metric fields plus `epochs` (a list of per-epoch
     dicts). A diverged loss raises TrainingDiverged after training stops; other errors
     propagate to the caller, which records them."""
-    import tensorflow as tf
     from tensorflow import keras
 
     name = get_variant(variant).name
