@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import re
 from pathlib import Path
 from typing import Any
 
@@ -129,7 +130,16 @@ def _decode_one_checked(path: str, image_size: tuple[int, int]) -> tuple[np.ndar
         return _decode_fn(image_size)(tf.constant(path)).numpy(), ""
     except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError,
             tf.errors.UnknownError) as exc:
-        return None, (exc.message.splitlines()[0] if exc.message else type(exc).__name__)
+        return None, _op_error_reason(exc)
+
+
+def _op_error_reason(exc) -> str:
+    """TensorFlow's reason without its wrapping: '{{function_node __wrapped__DecodeImage_
+    device_/job:...}} jpeg::Uncompress failed. ... [Op:DecodeImage] name: ' becomes
+    'jpeg::Uncompress failed. ...', so a listing of bad files stays readable."""
+    text = re.sub(r"\{\{function_node [^}]*\}\}", "", exc.message or "")
+    text = re.sub(r"\[Op:\w+\].*$", "", text, flags=re.S)
+    return " ".join(text.split()) or type(exc).__name__
 
 
 def decode_files(root: Path, relpaths: list[str], image_size: tuple[int, int] = IMAGE_SIZE,
@@ -167,6 +177,18 @@ def decode_files(root: Path, relpaths: list[str], image_size: tuple[int, int] = 
     good = [_DECODED[key] for key in keys if key[0] not in bad]
     images = np.stack(good) if good else np.zeros((0, height, width, 3), np.uint8)
     return images, bad_rel
+
+
+def check_images(root: Path, info, seeds, limit: int | None = None, *,
+                 skip_bad: bool = False, image_size: tuple[int, int] = IMAGE_SIZE) -> list[str]:
+    """Decode, before any training, every image the given seeds will use (into the process
+    cache, so the runs do not decode them again). Unreadable files are one DataError listing
+    them all, or, with `skip_bad`, returned (relative paths) so the session records them."""
+    wanted = sorted({path for seed in seeds
+                     for pairs in partition(info.files, seed=seed, limit=limit).values()
+                     for path, _ in pairs})
+    _, bad = decode_files(Path(root), wanted, image_size, skip_bad=skip_bad)
+    return bad
 
 
 def clear_decode_cache() -> None:
