@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import warnings
 from pathlib import Path
 from typing import Any, Callable
 
@@ -217,12 +218,24 @@ def mobilenet_base(weights: str = "imagenet"):
     base = keras.applications.MobileNetV2(input_shape=IMAGE_SHAPE, include_top=False,
                                           weights=None)
     if path is not None:
-        try:
-            base.load_weights(path)
-        except Exception as exc:  # h5py, ValueError on shapes, ...: one message for all
-            reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
-            raise WeightsError(f"--weights: cannot load {path!r} into MobileNetV2 (160x160, "
-                               f"no top): {reason}") from None
+        # Keras warns once per layer it cannot match (100+ lines for a wrong file): held
+        # back, so a refusal is one line, and re-emitted only after a clean load.
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                base.load_weights(path)
+            except Exception as exc:  # h5py, ValueError on shapes, ...: one message for all
+                reason = " ".join(str(exc).split())[:200] or type(exc).__name__
+                raise WeightsError(f"--weights: cannot load {path!r} into MobileNetV2 "
+                                   f"(160x160, no top): {reason}; expected {MOBILENET_WEIGHTS_FILE}"
+                                   f" or weights saved from that model") from None
+        partial = [w for w in caught if "freshly-initialized" in str(w.message)]
+        if partial:  # loaded "successfully" but some layers kept random weights
+            raise WeightsError(f"--weights: {path!r} left {len(partial)} part(s) of MobileNetV2 "
+                               f"(160x160, no top) with random weights; expected weights of "
+                               f"exactly that model")
+        for w in caught:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     base.trainable = False
     return base
 
