@@ -225,7 +225,8 @@ def mobilenet_base(weights: str = "imagenet"):
             try:
                 base.load_weights(path)
             except Exception as exc:  # h5py, ValueError on shapes, ...: one message for all
-                reason = " ".join(str(exc).split())[:200] or type(exc).__name__
+                reason = " ".join(str(exc).split()) or type(exc).__name__
+                reason = reason if len(reason) <= 200 else reason[:200].rstrip() + "..."
                 raise WeightsError(f"--weights: cannot load {path!r} into MobileNetV2 "
                                    f"(160x160, no top): {reason}; expected {MOBILENET_WEIGHTS_FILE}"
                                    f" or weights saved from that model") from None
