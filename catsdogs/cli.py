@@ -20,11 +20,32 @@ from typing import Callable
 
 from catsdogs import __version__
 from catsdogs.errors import UsageError
-from catsdogs.options import add_to_argparse, resolve
+from catsdogs.options import OPTIONS, BenchOptions, add_to_argparse, resolve
 
 
 def _say(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
+
+
+def _resolve(args: argparse.Namespace) -> BenchOptions:
+    """The checked options; a bad value's error names where it came from: the flag, or
+    the CATSDOGS_<NAME> variable when the command line left the option out."""
+    raw = vars(args)
+    for option in OPTIONS:
+        if option.is_flag:
+            continue  # their environment values are checked, and named, by resolve
+        given, source = raw.get(option.name), option.flag
+        if given is None and os.environ.get(option.env):
+            given, source = os.environ[option.env], option.env
+        if given is None:
+            continue
+        try:
+            option.parse(given)
+        except UsageError as exc:
+            text = str(exc)
+            text = text[len(option.flag) + 1:].lstrip() if text.startswith(option.flag + ":") else text
+            raise UsageError(f"{source}: {text}") from None
+    return resolve(raw)
 
 
 # ---------------------------------------------------------------- subcommands
@@ -46,14 +67,26 @@ def cmd_data(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from catsdogs import runner
 
-    options = resolve(vars(args))
+    options = _resolve(args)
     runner.install_signal_handlers()
-    prepared = runner.prepare(options, _say)
-    result_set = runner.open_result_set(prepared)
+    try:
+        prepared = runner.prepare(options, _say)
+        result_set = runner.open_result_set(prepared)
+    except (KeyboardInterrupt, runner.Interrupted) as exc:
+        _say(f"interrupted ({exc or 'Ctrl-C'}) before any run started; nothing was recorded")
+        return 130
     todo = runner.pending(prepared, result_set)
     _say(f"result set: {result_set.path}")
     _say(f"data: {prepared.data_dir} ({prepared.dataset}, fingerprint "
          f"{prepared.info.fingerprint[:12]}{'' if prepared.info.fingerprint_known else ' NOT the official set'})")
+    if prepared.info.non_image_files:
+        _say(f"  ignored {len(prepared.info.non_image_files)} non-image file(s), as Keras does: "
+             + ", ".join(prepared.info.non_image_files[:5])
+             + (", ..." if len(prepared.info.non_image_files) > 5 else ""))
+    skipped = prepared.environment.get("skipped_images") or []
+    if skipped:
+        _say(f"  skipping {len(skipped)} unreadable image(s) (--skip-bad-images; recorded): "
+             + ", ".join(skipped[:5]) + (", ..." if len(skipped) > 5 else ""))
     if options.smoke:
         _say(runner.SMOKE_NOTE)
     tty = sys.stdout.isatty()
@@ -113,7 +146,7 @@ def cmd_trend(args: argparse.Namespace) -> int:
 def cmd_speed(args: argparse.Namespace) -> int:
     from catsdogs.speed import run_speed_benchmark
 
-    options = resolve(vars(args))
+    options = _resolve(args)
     print(run_speed_benchmark(options, progress=_say, epochs=args.speed_epochs))
     return 0
 
