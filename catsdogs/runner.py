@@ -8,6 +8,7 @@ becomes a row with status=failed and the error, and the session goes on; an inte
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as _dt
 import signal
@@ -15,9 +16,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 from catsdogs import fetch
-from catsdogs.errors import UsageError
+from catsdogs.errors import ResultsError, UsageError
 from catsdogs.options import BenchOptions
-from catsdogs.record import ResultSet
+from catsdogs.record import ResultSet, check_writable
 
 SMOKE_NOTE = "smoke run (--limit, --synthetic or --epochs < 5): accuracy is not judged"
 
@@ -27,13 +28,40 @@ class Interrupted(BaseException):
     run unwinds without recording anything and the process exits cleanly."""
 
 
+# Signals that arrive while a run's rows are being written wait here until they are
+# written, so an interruption never leaves a run's epochs without its row.
+_deferring = False
+_deferred: list[BaseException] = []
+
+
 def install_signal_handlers() -> None:
-    """SIGTERM (runner pre-emption, `kill`) unwinds like Ctrl-C does."""
+    """SIGTERM (runner pre-emption, `kill`) unwinds like Ctrl-C (SIGINT) does."""
 
     def handler(signum, frame):
-        raise Interrupted(f"signal {signum}")
+        exc = (KeyboardInterrupt() if signum == signal.SIGINT
+               else Interrupted(f"signal {signum}"))
+        if _deferring:
+            _deferred.append(exc)
+            return
+        raise exc
 
     signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+
+
+@contextlib.contextmanager
+def _signals_deferred():
+    """Hold SIGINT/SIGTERM back while a run is being recorded; raise them afterwards."""
+    global _deferring
+    _deferring = True
+    try:
+        yield
+    finally:
+        _deferring = False
+    if _deferred:
+        exc = _deferred[0]
+        _deferred.clear()
+        raise exc
 
 
 # ---------------------------------------------------------------- the matrix
@@ -74,25 +102,43 @@ def resolve_data_dir(options: BenchOptions, progress: Callable[[str], None] | No
 
 
 def prepare(options: BenchOptions, progress: Callable[[str], None] | None = None) -> Prepared:
-    """Check everything that can be checked before training: data, weights, provenance."""
+    """Check everything that can be checked before training: data layout, --limit, the
+    results folder (or --resume set) and the weights file's presence first, without
+    TensorFlow, so a mistake is reported in a second; then provenance, whether the weights
+    fit model4, and every image the session will use."""
     from catsdogs import provenance
-    from catsdogs.data import check_limit
-    from catsdogs.models import get_variant, resolve_weights, weights_sha256
+    from catsdogs.data import check_images, check_limit
+    from catsdogs.models import get_variant, mobilenet_base, resolve_weights, weights_sha256
     from catsdogs.synthetic import is_synthetic
 
     data_dir = resolve_data_dir(options, progress)
     info = fetch.scan_dataset(data_dir)
     check_limit(options.limit, info.counts())
+    if options.resume:
+        try:
+            ResultSet.open(options.resume)
+        except ResultsError as exc:
+            raise ResultsError(f"--resume: {exc}") from None
+    else:
+        check_writable(options.results_dir)
     weights_path = None
     if any(get_variant(v).uses_weights for v in options.variants):
         weights_path = resolve_weights(options.weights)  # fail before any training starts
     environment = provenance.collect()
+    if weights_path is not None:
+        from tensorflow import keras
+
+        mobilenet_base(weights_path)  # a file that does not fit MobileNetV2 fails here
+        keras.backend.clear_session()
+    skipped = check_images(data_dir, info, options.seeds, options.limit,
+                           skip_bad=options.skip_bad_images)
     environment.update({
         "data_dir": str(Path(data_dir).resolve()),
         "dataset": "synthetic" if is_synthetic(data_dir) else "real",
         "dataset_fingerprint": info.fingerprint,
         "dataset_fingerprint_known": info.fingerprint_known,
         "non_image_files": len(info.non_image_files),
+        "skipped_images": skipped,
         "weights": options.weights, "weights_file": weights_path,
         "weights_sha256": weights_sha256(weights_path),
         "options": {key: (list(value) if isinstance(value, tuple) else value)
@@ -225,5 +271,6 @@ def run_and_record(prepared: Prepared, result_set: ResultSet, variant: str, seed
                    splits=None) -> dict[str, Any]:
     """Train one pair and append its rows to the result set as soon as it ends."""
     row, epoch_rows = run_one(prepared, variant, seed, progress, keras_verbose, splits)
-    result_set.append_run(row, epoch_rows)
+    with _signals_deferred():
+        result_set.append_run(row, epoch_rows)
     return row
