@@ -47,7 +47,25 @@ def _gpu_ids() -> list[str]:
         return []
 
 
+def _benchmark_only_under_xdist(config) -> None:
+    """pytest-benchmark switches its own timing off under xdist (-n) and then refuses
+    --benchmark-only as contradicting that, so `pytest bench -n 2 --benchmark-only` would
+    train nothing. Every test here is a benchmark, so --benchmark-only deselects nothing:
+    drop it (before pytest-benchmark, whose pytest_configure runs last). Each run is then
+    called once, untimed by pytest-benchmark; its rows, with our own step and wall
+    times, still land in the session's result set."""
+    xdist = config.getoption("dist", "no") != "no" or os.environ.get("PYTEST_XDIST_WORKER")
+    if xdist and config.getoption("benchmark_only", False):
+        config.option.benchmark_only = False
+        if getattr(config, "workerinput", None) is None:
+            config.issue_config_time_warning(pytest.PytestConfigWarning(
+                "--benchmark-only is ignored under -n: pytest-benchmark does not time "
+                "tests under xdist; every run is still trained once and recorded in the "
+                "result set"), stacklevel=2)
+
+
 def pytest_configure(config):
+    _benchmark_only_under_xdist(config)
     workerinput = getattr(config, "workerinput", None)
     if workerinput is not None:
         gpus = workerinput.get("catsdogs_gpus") or []
