@@ -198,6 +198,10 @@ class ResultSet:
         run_row = dict(run_row, schema_version=SCHEMA_VERSION, result_set=self.name)
         epoch_rows = [dict(row, schema_version=SCHEMA_VERSION) for row in epoch_rows]
         with file_lock(self.path / LOCK_FILE):
+            # Every write to a set holds this lock, so a temporary file seen now was left
+            # by a writer killed mid-write: it is never read; remove it.
+            for stale in self.path.glob(".*.tmp"):
+                stale.unlink(missing_ok=True)
             if epoch_rows:
                 _append_rows(self.path / EPOCHS_CSV, EPOCH_COLUMNS, epoch_rows)
             _append_rows(self.path / RUNS_CSV, RUN_COLUMNS, [run_row])
