@@ -73,7 +73,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         prepared = runner.prepare(options, _say)
         result_set = runner.open_result_set(prepared)
     except (KeyboardInterrupt, runner.Interrupted) as exc:
-        _say(f"interrupted ({exc or 'Ctrl-C'}) before any run started; nothing was recorded")
+        _say(f"interrupted ({str(exc) or 'Ctrl-C'}) before any run started; nothing was recorded")
         return 130
     todo = runner.pending(prepared, result_set)
     _say(f"result set: {result_set.path}")
@@ -103,7 +103,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                      f"  step {row['step_time_ms']:.1f} ms")
     except (KeyboardInterrupt, runner.Interrupted) as exc:
         done = len(result_set.runs())
-        _say(f"interrupted ({exc or 'Ctrl-C'}): {done} finished run(s) are recorded in "
+        _say(f"interrupted ({str(exc) or 'Ctrl-C'}): {done} finished run(s) are recorded in "
              f"{result_set.path}; add the missing ones with --resume {result_set.path}")
         return 130
     if not result_set.runs():
