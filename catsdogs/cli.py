@@ -43,7 +43,8 @@ def _resolve(args: argparse.Namespace) -> BenchOptions:
             option.parse(given)
         except UsageError as exc:
             text = str(exc)
-            text = text[len(option.flag) + 1:].lstrip() if text.startswith(option.flag + ":") else text
+            if text.startswith(option.flag + ":"):
+                text = text[len(option.flag) + 1:].lstrip()
             raise UsageError(f"{source}: {text}") from None
     return resolve(raw)
 
