@@ -28,6 +28,11 @@ class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite: the run is stopped and recorded as failed."""
 
 
+class XlaUnavailable(RuntimeError):
+    """--xla was asked for, but Keras would quietly train without it (a layer without XLA
+    support, or op determinism on): the run is recorded as failed, not as an XLA run."""
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
     """How one run trains; the defaults are the post's."""
@@ -49,6 +54,9 @@ class TrainConfig:
                              f"got {self.batch_size!r}")
         if self.strategy not in ("default", "mirrored"):
             raise UsageError(f"--strategy: expected default or mirrored, got {self.strategy!r}")
+        if self.xla and self.deterministic:
+            raise UsageError("--xla and --deterministic: Keras trains without XLA while op "
+                             "determinism is on; expected one or the other")
 
 
 # ---------------------------------------------------------------- seeding
@@ -192,6 +200,14 @@ def _strategy(name: str):
     return tf.distribute.MirroredStrategy() if name == "mirrored" else tf.distribute.get_strategy()
 
 
+def _no_xla_reason(model, name: str) -> str:
+    """Why Keras turned jit_compile off (it only warns, then trains without XLA)."""
+    layers = [layer.name for layer in model._flatten_layers() if not layer.supports_jit]
+    why = (f"layer {', '.join(layers)} does not support XLA" if layers
+           else "TensorFlow op determinism is on in this process")
+    return f"--xla: Keras would train {name} without XLA ({why})"
+
+
 def _test_predictions(model, dataset) -> tuple[int, int]:
     """(correct, total) on the test split, from the model's own argmax predictions."""
     correct = total = 0
@@ -221,6 +237,8 @@ def train_run(variant: str, splits, *, seed: int, config: TrainConfig = TrainCon
         strategy = _strategy(config.strategy)
         with strategy.scope():
             model = build_model(name, weights=config.weights, seed=seed, jit_compile=config.xla)
+        if config.xla and not model.jit_compile:
+            raise XlaUnavailable(_no_xla_reason(model, name))
         counts = parameter_counts(model)
         timer = StepTimer(timing=config.timing)
         _gpu_peak_mb(reset=True)
