@@ -184,10 +184,15 @@ def check_images(root: Path, info, seeds, limit: int | None = None, *,
     """Decode, before any training, every image the given seeds will use (into the process
     cache, so the runs do not decode them again). Unreadable files are one DataError listing
     them all, or, with `skip_bad`, returned (relative paths) so the session records them."""
-    wanted = sorted({path for seed in seeds
-                     for pairs in partition(info.files, seed=seed, limit=limit).values()
+    chosen = [partition(info.files, seed=seed, limit=limit) for seed in seeds]
+    wanted = sorted({path for splits in chosen for pairs in splits.values()
                      for path, _ in pairs})
     _, bad = decode_files(Path(root), wanted, image_size, skip_bad=skip_bad)
+    for splits in chosen if bad else ():
+        for split, pairs in splits.items():
+            if not set(path for path, _ in pairs) - set(bad):
+                raise DataError(f"{root}: no readable images left in the {split} split; "
+                                "expected at least one per split")
     return bad
 
 
