@@ -140,7 +140,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
 def cmd_trend(args: argparse.Namespace) -> int:
     from catsdogs.compare import trend
 
-    print(trend([Path(p) for p in args.result_sets], out=Path(args.out) if args.out else None))
+    print(trend([Path(p) for p in args.result_sets], out=Path(args.out) if args.out else None,
+                allow_mixed=args.allow_mixed))
     return 0
 
 
@@ -223,7 +224,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     trend = sub.add_parser("trend", help="accuracy and step time across TF versions")
     trend.add_argument("result_sets", nargs="+", metavar="RESULT_SET")
-    trend.add_argument("--out", metavar="DIR")
+    trend.add_argument("--out", metavar="DIR", help="where trend.png/.pdf go "
+                       "(default: the first result set)")
+    trend.add_argument("--allow-mixed", action="store_true",
+                       help="combine non-comparable rows, marked as such")
     trend.set_defaults(func=cmd_trend)
     return parser
 

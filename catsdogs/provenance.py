@@ -40,6 +40,20 @@ def _nvidia_smi(query: str) -> str:
         return ""
 
 
+def keras_version(keras) -> str:
+    """Keras 3 has `keras.__version__`; under TF_USE_LEGACY_KERAS=1 `tf.keras` is the
+    tf_keras package, whose version lives on the package itself."""
+    version = getattr(keras, "__version__", None)
+    if version:
+        return str(version)
+    try:
+        import tf_keras
+
+        return "tf_keras " + str(tf_keras.__version__)
+    except (ImportError, AttributeError):
+        return ""
+
+
 def software() -> dict[str, Any]:
     """TF/Keras/Python versions and the CUDA/cuDNN TensorFlow was built against."""
     import tensorflow as tf
@@ -50,7 +64,7 @@ def software() -> dict[str, Any]:
         build = dict(tf.sysconfig.get_build_info())
     except Exception:  # CPU builds and some TF versions lack fields; never fail a run here
         build = {}
-    return {"tf_version": tf.__version__, "keras_version": keras.__version__,
+    return {"tf_version": tf.__version__, "keras_version": keras_version(keras),
             "python_version": platform.python_version(),
             "cuda_version": str(build.get("cuda_version", "") or ""),
             "cudnn_version": str(build.get("cudnn_version", "") or "")}
