@@ -50,8 +50,8 @@ def test_bench_on_real_data_records_rows_with_the_known_fingerprint(tmp_path, re
     """The bench's real-data acceptance run, shrunk: two variants, --limit, one epoch."""
     results = tmp_path / "results"
     out = subprocess.run(
-        [sys.executable, "-m", "pytest", "bench", "--benchmark-only", "-q", "-p",
-         "no:cacheprovider", "--data-dir", str(real_data_dir), "--limit", "10", "--epochs",
+        [sys.executable, "-m", "pytest", "bench", "-k", "test_train", "--benchmark-only", "-q",
+         "-p", "no:cacheprovider", "--data-dir", str(real_data_dir), "--limit", "10", "--epochs",
          "1", "--variants", "model1,model3", "--seeds", "0", "--weights", "none",
          "--results-dir", str(results), "--benchmark-json", str(tmp_path / "bench.json")],
         capture_output=True, text=True, cwd=REPO, timeout=600)
