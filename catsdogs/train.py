@@ -221,7 +221,7 @@ def _test_predictions(model, dataset) -> tuple[int, int]:
 
 def train_run(variant: str, splits, *, seed: int, config: TrainConfig = TrainConfig(),
               progress: Callable[[str], None] | None = None,
-              keras_verbose: int = 0) -> dict[str, Any]:
+              keras_verbose: int = 0, extra_callbacks: tuple = ()) -> dict[str, Any]:
     """Train one variant under one seed and return its metrics.
 
     The returned dict holds the run row's metric fields plus `epochs` (a list of per-epoch
@@ -244,7 +244,8 @@ def train_run(variant: str, splits, *, seed: int, config: TrainConfig = TrainCon
         _gpu_peak_mb(reset=True)
         start = time.perf_counter()
         history = model.fit(splits.train, epochs=config.epochs, validation_data=splits.validation,
-                            callbacks=[make_callbacks(timer, progress, config.epochs)],
+                            callbacks=[make_callbacks(timer, progress, config.epochs),
+                                       *extra_callbacks],  # the speed benchmark's probes
                             shuffle=False, verbose=keras_verbose)  # the pipeline shuffles
         wall = time.perf_counter() - start
     finally:
