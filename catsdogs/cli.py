@@ -78,8 +78,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 130
     todo = runner.pending(prepared, result_set)
     _say(f"result set: {result_set.path}")
+    official = "" if prepared.info.fingerprint_known else " NOT the official set"
     _say(f"data: {prepared.data_dir} ({prepared.dataset}, fingerprint "
-         f"{prepared.info.fingerprint[:12]}{'' if prepared.info.fingerprint_known else ' NOT the official set'})")
+         f"{prepared.info.fingerprint[:12]}{official})")
     if prepared.info.non_image_files:
         _say(f"  ignored {len(prepared.info.non_image_files)} non-image file(s), as Keras does: "
              + ", ".join(prepared.info.non_image_files[:5])
@@ -110,7 +111,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not result_set.runs():
         _say("nothing to run: every (variant, seed) pair is already recorded")
         return 0
-    from catsdogs.report import render_table, load_result_sets
+    from catsdogs.report import load_result_sets, render_table
 
     runs, _, environments = load_result_sets([result_set.path])
     print(render_table(runs, environments, "plain"))
@@ -237,7 +238,7 @@ def _split_compare_args(argv: list[str]) -> list[str]:
     into `compare BASE --candidate CANDIDATE`; groups use `--candidate` explicitly."""
     if len(argv) >= 3 and argv[0] == "compare" and "--candidate" not in argv:
         positionals = [i for i, arg in enumerate(argv[1:], 1) if not arg.startswith("-")
-                       and not argv[i - 1] in ("--alpha", "--max-slowdown")]
+                       and argv[i - 1] not in ("--alpha", "--max-slowdown")]
         if len(positionals) == 2:
             argv = list(argv)
             argv.insert(positionals[1], "--candidate")

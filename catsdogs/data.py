@@ -265,8 +265,9 @@ def load_splits(data_dir, *, seed: int = 0, limit: int | None = None,
     info = info if info is not None else fetch.scan_dataset(root)
     check_limit(limit, info.counts())
     chosen = partition(info.files, seed=seed, limit=limit)
-    from catsdogs.synthetic import is_synthetic
     import tensorflow as tf
+
+    from catsdogs.synthetic import is_synthetic
 
     # tf.data derives the shuffle order from (global seed, op seed): pin both, so the
     # order depends on `seed` alone, not on whatever ran earlier in this process. A

@@ -111,7 +111,8 @@ def make_callbacks(timer: StepTimer, progress: Callable[[str], None] | None, epo
             timer.step_ms[-1].append((now - timer._step_start) * 1000.0)
             timer._train_end = now
             if not math.isfinite(loss):
-                timer.diverged = f"loss became {loss} at epoch {len(timer.step_ms)}, step {batch + 1}"
+                timer.diverged = (f"loss became {loss} at epoch {len(timer.step_ms)}, "
+                                  f"step {batch + 1}")
                 self.model.stop_training = True
 
         def on_epoch_end(self, epoch, logs=None):
@@ -124,7 +125,8 @@ def make_callbacks(timer: StepTimer, progress: Callable[[str], None] | None, epo
                     timer.diverged = f"{key} became {float(logs[key])} at epoch {epoch + 1}"
                     self.model.stop_training = True
             if progress:
-                progress(f"  epoch {epoch + 1:>3}/{epochs}  loss {logs.get('loss', float('nan')):.4f}"
+                nan = float("nan")
+                progress(f"  epoch {epoch + 1:>3}/{epochs}  loss {logs.get('loss', nan):.4f}"
                          f"  acc {logs.get('accuracy', float('nan')):.4f}"
                          f"  val_loss {logs.get('val_loss', float('nan')):.4f}"
                          f"  val_acc {logs.get('val_accuracy', float('nan')):.4f}"

@@ -10,9 +10,7 @@ import time
 import pytest
 
 from catsdogs.errors import DataError
-from catsdogs.fetch import (KNOWN_FINGERPRINT, compute_fingerprint, describe, manifest,
-                            scan_dataset)
-
+from catsdogs.fetch import KNOWN_FINGERPRINT, compute_fingerprint, describe, manifest, scan_dataset
 
 # ---------------------------------------------------------------- the real dataset
 

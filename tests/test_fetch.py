@@ -17,10 +17,20 @@ import pytest
 
 from catsdogs import fetch
 from catsdogs.errors import DataError
-from catsdogs.fetch import (ARCHIVE_NAME, ARCHIVE_SIZE, ARCHIVE_URLS, DATASET_NAME,
-                            KERAS_EXTRACTED_DIR, candidate_dirs, download_archive,
-                            fetch_dataset, keras_cache_dir, locate_dataset, safe_extract,
-                            scan_dataset)
+from catsdogs.fetch import (
+    ARCHIVE_NAME,
+    ARCHIVE_SIZE,
+    ARCHIVE_URLS,
+    DATASET_NAME,
+    KERAS_EXTRACTED_DIR,
+    candidate_dirs,
+    download_archive,
+    fetch_dataset,
+    keras_cache_dir,
+    locate_dataset,
+    safe_extract,
+    scan_dataset,
+)
 
 
 @pytest.fixture(autouse=True)

@@ -40,7 +40,8 @@ def test_same_seed_same_split_different_seed_different_split(real_info):
 
 
 def test_limit_takes_n_per_class_per_split_independent_of_seed(real_info):
-    a, b = partition(real_info.files, seed=0, limit=20), partition(real_info.files, seed=1, limit=20)
+    a = partition(real_info.files, seed=0, limit=20)
+    b = partition(real_info.files, seed=1, limit=20)
     assert [len(a[s]) for s in ("train", "validation", "test")] == [40, 40, 40]
     assert a["train"] == b["train"]
 

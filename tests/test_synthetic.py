@@ -11,8 +11,13 @@ from PIL import Image
 
 from catsdogs.errors import DataError
 from catsdogs.fetch import KNOWN_FINGERPRINT, describe, scan_dataset
-from catsdogs.synthetic import (MARKER, ensure_synthetic, is_synthetic, make_synthetic,
-                                synthetic_cache_dir)
+from catsdogs.synthetic import (
+    MARKER,
+    ensure_synthetic,
+    is_synthetic,
+    make_synthetic,
+    synthetic_cache_dir,
+)
 
 SMALL = dict(train_per_class=6, validation_per_class=4, size=(64, 64))
 
