@@ -1,0 +1,40 @@
+"""The speed benchmark as a pytest benchmark: `pytest bench -k speed --benchmark-only`.
+
+The same measurement as `catsdogs speed` (catsdogs.speed), with the session's options
+(--data-dir, --limit, --variants, --seeds: its first seed, --batch-size, ...); the number
+of timed epochs comes from CATSDOGS_SPEED_EPOCHS (default 2, as `--speed-epochs`). Run
+once (`pedantic`, rounds=1): every figure goes into `benchmark.extra_info`, so
+`--benchmark-json` and `--benchmark-autosave` keep them, and the table is printed at the
+end of the test.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+import pytest
+
+from catsdogs.options import from_pytest, parse_positive_int
+from catsdogs.speed import DEFAULT_SPEED_EPOCHS, measure_speed, render_speed
+from catsdogs.train import print_progress
+
+
+def test_speed(benchmark, request, capsys):
+    if getattr(request.config, "workerinput", None) is not None:
+        pytest.skip("speed figures need the machine to themselves: run "
+                    "`pytest bench -k speed` without -n")
+    epochs = parse_positive_int(os.environ.get("CATSDOGS_SPEED_EPOCHS", DEFAULT_SPEED_EPOCHS),
+                                option="CATSDOGS_SPEED_EPOCHS")
+    figures = benchmark.pedantic(measure_speed, args=(from_pytest(request.config),),
+                                 kwargs={"progress": print_progress, "epochs": epochs},
+                                 rounds=1, iterations=1, warmup_rounds=0)
+    benchmark.extra_info.update(figures)
+    with capsys.disabled():
+        print("\n" + render_speed(figures))
+
+    numbers = {key: value for key, value in figures.items() if isinstance(value, float)}
+    assert numbers and all(math.isfinite(value) for value in numbers.values()), numbers
+    rates = {key: value for key, value in numbers.items()
+             if key.endswith(("_ips", "_epoch_s", "_cpu_s", "_ratio"))}
+    assert all(value > 0 for value in rates.values()), rates
