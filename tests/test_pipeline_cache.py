@@ -30,7 +30,7 @@ def _passes(dataset, count: int) -> list[list[tuple[np.ndarray, np.ndarray]]]:
 def _assert_same_batches(left, right) -> None:
     assert len(left) == len(right)
     for (images_l, labels_l), (images_r, labels_r) in zip(left, right):
-        assert images_l.dtype == images_r.dtype == np.float32
+        assert images_l.dtype == images_r.dtype == np.uint8
         assert images_l.shape == images_r.shape
         assert np.array_equal(labels_l, labels_r)
         assert images_l.tobytes() == images_r.tobytes()  # bit for bit, not approximately

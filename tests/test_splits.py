@@ -75,10 +75,10 @@ def test_splits_are_stable_across_two_passes_and_two_loads(real_data_dir, real_i
     assert all(np.array_equal(a[1], b[1]) for a, b in zip(train_a, train_b))
 
 
-def test_batches_are_160x160_rgb_float32_with_int_labels(real_data_dir, real_info):
+def test_batches_are_160x160_rgb_uint8_with_int_labels(real_data_dir, real_info):
     splits = load_splits(real_data_dir, seed=0, limit=10, batch_size=8, info=real_info)
     images, labels = next(iter(splits.train))
-    assert images.shape == (8, 160, 160, 3) and images.dtype.name == "float32"
+    assert images.shape == (8, 160, 160, 3) and images.dtype.name == "uint8"
     assert labels.dtype.name == "int32" and set(labels.numpy()) <= {0, 1}
     assert 0.0 <= float(images.numpy().min()) and float(images.numpy().max()) <= 255.0
     assert splits.dataset == "real" and splits.fingerprint_known
