@@ -31,13 +31,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import copy_real_subset
 from PIL import Image
 
-from catsdogs.fetch import CLASSES, SPLITS
 from catsdogs.record import RUN_COLUMNS, ResultSet
-
-_PREFIX = {"cats": "cat", "dogs": "dog"}
-_FIRST = {"train": 0, "validation": 2000}
 
 #: Lines TensorFlow's C++ runtime writes on its own (absl log format), not catsdogs.
 TF_LOG_LINE = re.compile(r"^(?:[IWEF]\d{4} [\d:.]+\s+\d+ \S+:\d+\] |"
@@ -50,13 +47,7 @@ TF_LOG_LINE = re.compile(r"^(?:[IWEF]\d{4} [\d:.]+\s+\d+ \S+:\d+\] |"
 def make_dataset(real: Path, dest: Path, per_class: int = 10) -> Path:
     """A valid cats_and_dogs_filtered layout with `per_class` real images per class and
     split, copied (never linked: tests damage these copies)."""
-    for split in SPLITS:
-        for cls in CLASSES:
-            (dest / split / cls).mkdir(parents=True, exist_ok=True)
-            for i in range(_FIRST[split], _FIRST[split] + per_class):
-                name = f"{_PREFIX[cls]}.{i}.jpg"
-                shutil.copyfile(real / split / cls / name, dest / split / cls / name)
-    return dest
+    return copy_real_subset(real, dest, {"train": per_class, "validation": per_class})
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,6 @@ import csv
 import io
 import os
 import random
-import shutil
 import signal
 import subprocess
 import sys
@@ -21,12 +20,10 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import copy_real_subset
 
-from catsdogs.fetch import CLASSES, SPLITS
 from catsdogs.record import EPOCH_COLUMNS, RUN_COLUMNS, ResultSet
 
-_PREFIX = {"cats": "cat", "dogs": "dog"}
-_FIRST = {"train": 0, "validation": 2000}
 SEEDS = (0, 1, 2, 3)
 
 
@@ -112,12 +109,7 @@ def interrupted(tmp_path_factory, real_data_dir):
     finishes; each step's exit code, stderr and the rows as they were after it."""
     root = tmp_path_factory.mktemp("interrupt")
     data = root / "cats_and_dogs_filtered"
-    for split in SPLITS:
-        for cls in CLASSES:
-            (data / split / cls).mkdir(parents=True)
-            for i in range(_FIRST[split], _FIRST[split] + 5):
-                name = f"{_PREFIX[cls]}.{i}.jpg"
-                shutil.copyfile(real_data_dir / split / cls / name, data / split / cls / name)
+    copy_real_subset(real_data_dir, data, {"train": 5, "validation": 5})
     session = Session(root, data)
     steps = {}
     code, err = session.signal_after(session.start(), 1, signal.SIGTERM)

@@ -16,17 +16,14 @@ from __future__ import annotations
 
 import csv
 import math
-import shutil
 
 import pytest
+from conftest import copy_real_subset
 
-from catsdogs.fetch import CLASSES, SPLITS
 from catsdogs.record import EPOCH_COLUMNS, RUN_COLUMNS
 
 pytestmark = pytest.mark.slow
 
-_PREFIX = {"cats": "cat", "dogs": "dog"}
-_FIRST = {"train": 0, "validation": 2000}
 OOM_MESSAGE = ("OOM when allocating tensor with shape[32,16,158,158] and type float on "
                "/job:localhost/replica:0/task:0/device:GPU:0 by allocator GPU_0_bfc")
 
@@ -43,12 +40,7 @@ def session(tmp_path_factory, real_data_dir):
 
     root = tmp_path_factory.mktemp("faults")
     data = root / "cats_and_dogs_filtered"
-    for split in SPLITS:
-        for cls in CLASSES:
-            (data / split / cls).mkdir(parents=True)
-            for i in range(_FIRST[split], _FIRST[split] + 10):
-                name = f"{_PREFIX[cls]}.{i}.jpg"
-                shutil.copyfile(real_data_dir / split / cls / name, data / split / cls / name)
+    copy_real_subset(real_data_dir, data, {"train": 10, "validation": 10})
     options = resolve({"data_dir": str(data), "variants": "model1", "seeds": "0,1,2",
                        "epochs": "1", "batch_size": "4", "results_dir": str(root / "results")},
                       environ={})
