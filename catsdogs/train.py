@@ -210,15 +210,19 @@ def _no_xla_reason(model, name: str) -> str:
     return f"--xla: Keras would train {name} without XLA ({why})"
 
 
-def _test_predictions(model, dataset) -> tuple[int, int]:
-    """(correct, total) on the test split, from the model's own argmax predictions."""
+def _evaluate_test(model, dataset) -> tuple[float, int, int]:
+    """(mean loss, correct, total) on the test split in one pass over it: the loss with
+    the model's own loss function, accuracy from its argmax predictions."""
+    loss_sum = 0.0
     correct = total = 0
     for images, labels in dataset:
         logits = model(images, training=False)
+        per_example = model.loss(labels, logits) * int(labels.shape[0])
+        loss_sum += float(per_example)
         predicted = np.argmax(np.asarray(logits), axis=-1)
         correct += int(np.sum(predicted == labels.numpy()))
         total += int(labels.shape[0])
-    return correct, total
+    return (loss_sum / total if total else float("nan")), correct, total
 
 
 def train_run(variant: str, splits, *, seed: int, config: TrainConfig = TrainConfig(),
@@ -255,8 +259,8 @@ def train_run(variant: str, splits, *, seed: int, config: TrainConfig = TrainCon
             keras.mixed_precision.set_global_policy("float32")
     if timer.diverged:
         raise TrainingDiverged(timer.diverged)
-    test_loss, test_acc = model.evaluate(splits.test, verbose=0)
-    correct, total = _test_predictions(model, splits.test)
+    test_loss, correct, total = _evaluate_test(model, splits.test)
+    test_acc = correct / total if total else float("nan")
     hist = history.history
     epochs = [{"epoch": i + 1, "loss": hist["loss"][i], "accuracy": hist["accuracy"][i],
                "val_loss": hist["val_loss"][i], "val_accuracy": hist["val_accuracy"][i],
