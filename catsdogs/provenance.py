@@ -7,11 +7,17 @@ produced it. Nothing here may fail a run: unknown facts are recorded as empty.
 
 from __future__ import annotations
 
+import os
 import platform
+import re
 import socket
 import subprocess
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
+
+from catsdogs.errors import UsageError
+
+EXPECT_TF_ENV = "CATSDOGS_EXPECT_TF"
 
 
 def git_commit(start: Path | None = None) -> str:
@@ -83,8 +89,14 @@ def device() -> dict[str, Any]:
         name = tf.config.experimental.get_device_details(gpus[0]).get("device_name", "")
     except Exception:  # older TF or an unusual device
         name = ""
-    name = name or _nvidia_smi("name")
-    return {"device": "gpu", "gpu_name": name, "gpu_count": len(gpus),
+    return gpu_facts(len(gpus), name)
+
+
+def gpu_facts(count: int, tf_name: str) -> dict[str, Any]:
+    """The device facts of a run on `count` GPUs: the name TensorFlow gives GPU 0, else
+    nvidia-smi's, and the driver from nvidia-smi. Apart from `device` so the GPU branch
+    runs (with a stand-in nvidia-smi) on machines where TensorFlow sees no GPU."""
+    return {"device": "gpu", "gpu_name": tf_name or _nvidia_smi("name"), "gpu_count": count,
             "gpu_driver": _nvidia_smi("driver_version"),
             "cpu": platform.processor() or platform.machine()}
 
@@ -104,3 +116,35 @@ def collect() -> dict[str, Any]:
     facts.update(device())
     facts["device_label"] = device_label(facts)
     return facts
+
+
+def release_mismatch(expected: str, imported: str) -> str | None:
+    """Why `imported` (a TensorFlow __version__) is not the release `expected` names, or
+    None when it is. `expected` is MAJOR.MINOR ("2.16": any 2.16.x) or a full version
+    ("2.16.2"); a tox env names a release, not a patch, so MAJOR.MINOR is the usual form."""
+    wanted = expected.strip()
+    if not re.fullmatch(r"\d+\.\d+(\.\d+)?", wanted):
+        return (f"{EXPECT_TF_ENV}: expected a release like 2.16 or 2.16.2, "
+                f"got {expected!r}")
+    fields = wanted.split(".")
+    if imported.split(".")[:len(fields)] == fields:
+        return None
+    return (f"{EXPECT_TF_ENV}={wanted}: this environment imports TensorFlow {imported}, "
+            f"expected {wanted}, the release it is named for (recreate it: tox -r -e ENV)")
+
+
+def check_expected_tf(environ: Mapping[str, str] | None = None) -> None:
+    """Refuse to start a run when the TensorFlow this process imports is not the release
+    its environment names (CATSDOGS_EXPECT_TF, set by each tox release env). Without it a
+    pip resolution that quietly upgraded TensorFlow would write a "tf216" result set that
+    ran 2.21, and comparing releases would compare a release with itself. Unset: no check,
+    and TensorFlow is not imported here."""
+    environ = os.environ if environ is None else environ
+    expected = environ.get(EXPECT_TF_ENV, "")
+    if not expected.strip():
+        return
+    import tensorflow as tf
+
+    problem = release_mismatch(expected, tf.__version__)
+    if problem:
+        raise UsageError(problem)

@@ -111,6 +111,7 @@ def prepare(options: BenchOptions, progress: Callable[[str], None] | None = None
     from catsdogs.models import get_variant, mobilenet_base, resolve_weights, weights_sha256
     from catsdogs.synthetic import is_synthetic
 
+    provenance.check_expected_tf()  # the env's named TF release, before anything else
     data_dir = resolve_data_dir(options, progress)
     info = fetch.scan_dataset(data_dir)
     check_limit(options.limit, info.counts())
