@@ -197,17 +197,9 @@ def _gpu_peak_mb(reset: bool = False) -> float | None:
 
 
 def _strategy(name: str):
-    """The default strategy, or MirroredStrategy over every GPU (TensorFlow's own choice
-    when given none). Without GPUs it mirrors over the logical CPU devices: one unless the
-    CPU was split (tf.config.set_logical_device_configuration), which lets the tests run
-    the GPU path, two replicas and their all-reduce, on a machine without GPUs."""
     import tensorflow as tf
 
-    if name != "mirrored":
-        return tf.distribute.get_strategy()
-    devices = ([device.name for device in tf.config.list_logical_devices("GPU")]
-               or [device.name for device in tf.config.list_logical_devices("CPU")])
-    return tf.distribute.MirroredStrategy(devices)
+    return tf.distribute.MirroredStrategy() if name == "mirrored" else tf.distribute.get_strategy()
 
 
 def _no_xla_reason(model, name: str) -> str:
