@@ -12,6 +12,7 @@ import platform
 import re
 import socket
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -148,3 +149,26 @@ def check_expected_tf(environ: Mapping[str, str] | None = None) -> None:
     problem = release_mismatch(expected, tf.__version__)
     if problem:
         raise UsageError(problem)
+
+
+def main() -> int:
+    """`python -m catsdogs.provenance`: the release check alone. tox runs it before each
+    release env's commands, so an env holding the wrong TensorFlow stops there with one
+    line and exit 2, whatever the command after it (pytest reports a refusal from inside
+    a fixture as a test error with a traceback)."""
+    try:
+        check_expected_tf()
+    except UsageError as exc:
+        print(f"catsdogs: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    expected = os.environ.get(EXPECT_TF_ENV, "").strip()
+    if expected:
+        import tensorflow as tf
+
+        print(f"catsdogs: TensorFlow {tf.__version__}, the release {EXPECT_TF_ENV}={expected} "
+              f"names")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -71,6 +71,20 @@ def test_run_in_an_env_holding_another_release_refuses_before_writing(tmp_path, 
     assert not results.exists()
 
 
+def test_tox_preflight_says_one_line_and_exits_2_on_another_release(monkeypatch, capsys):
+    """`python -m catsdogs.provenance`, which every release env runs before its commands."""
+    import tensorflow as tf
+
+    other = "2.16" if not tf.__version__.startswith("2.16.") else "2.21"
+    monkeypatch.setenv("CATSDOGS_EXPECT_TF", other)
+    assert provenance.main() == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("catsdogs: error: CATSDOGS_EXPECT_TF="), err
+    monkeypatch.setenv("CATSDOGS_EXPECT_TF", ".".join(tf.__version__.split(".")[:2]))
+    assert provenance.main() == 0
+    assert tf.__version__ in capsys.readouterr().out
+
+
 # ---------------------------------------------------------------- install resolution
 
 
