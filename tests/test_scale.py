@@ -2,6 +2,10 @@
 `--strategy mirrored` inside one, pytest-xdist workers writing into one result set; and
 the per-run options that change speed (--mixed-precision, --xla) recorded in runs.csv.
 
+On this CPU-only machine --strategy mirrored has one replica here and --mixed-precision
+is checked only as recorded; tests/test_gpu_paths.py trains two replicas (on a CPU split
+in two) and looks inside a mixed-precision model (float32 logits, loss scaling).
+
 Real images, --limit 10, one epoch of model1. The shards and the xdist session are real
 subprocesses, started together (they are independent, so their TensorFlow start-ups
 overlap) while the unsharded reference runs in this process; each test then waits for
