@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
+
+from catsdogs.errors import StorageError
 
 try:
     import fcntl
@@ -29,12 +32,67 @@ def file_lock(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def _storage_error(path: Path, exc: OSError) -> StorageError:
+    """One line for a failed write: which file, and the system's reason (disk full, I/O
+    error, read-only file system), which the user can act on."""
+    name = errno.errorcode.get(exc.errno or 0, "")
+    reason = f"{exc.strerror or exc}" + (f" ({name})" if name else "")
+    return StorageError(f"could not write {path}: {reason}")
+
+
+def write_new_file(path: Path, text: str) -> None:
+    """Create `path` (it must not exist) holding `text`, flushed to disk. On any error the
+    partial file is removed and a StorageError names it: no 0-byte files left behind."""
+    data = text.encode("utf-8", "surrogateescape")
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except FileExistsError:
+        raise
+    except OSError as exc:
+        raise _storage_error(path, exc) from None
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        os.fsync(fd)
+    except OSError as exc:
+        os.close(fd)
+        _remove_quietly(path)
+        raise _storage_error(path, exc) from None
+    os.close(fd)
+
+
+def _remove_quietly(path: Path) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+def atomic_write_all(pairs: Iterable[tuple[Path, str | None]]) -> None:
+    """Replace several files together: each new text goes to a temporary file beside its
+    target (fsynced), and only when every one is complete are they renamed over the old
+    files. A reader, a `kill -9` or a full disk sees the old files or the new ones, never
+    half of one, and no temporary file is left behind. Entries whose text is None are
+    skipped."""
+    pairs = [(Path(path), text) for path, text in pairs if text is not None]
+    temps: list[Path] = []
+    try:
+        for path, text in pairs:
+            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+            _remove_quietly(tmp)
+            temps.append(tmp)
+            write_new_file(tmp, text)
+        for (path, _), tmp in zip(pairs, temps):
+            try:
+                os.replace(tmp, path)
+            except OSError as exc:
+                raise _storage_error(path, exc) from None
+    finally:
+        for tmp in temps:
+            _remove_quietly(tmp)
+
+
 def atomic_write(path: Path, text: str) -> None:
-    """Write to a temporary file in the same folder, fsync, then rename over `path`: a
-    reader (or a process killed mid-write) sees the old file or the new one, never half."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", newline="") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    """Write one file atomically (see `atomic_write_all`)."""
+    atomic_write_all([(path, text)])

@@ -1,32 +1,88 @@
-"""Result sets: versioned, append-only folders of CSVs with provenance on every row.
+"""The result-set format: its columns (type, unit), its versions, its writer and its loader.
 
 A result set is `results/runs/<UTC yyyymmddTHHMMSSZ>_<host>_tf<version>_<device>/` with
 `runs.csv` (one row per variant x seed), `epochs.csv` (one row per epoch per run) and
-`environment.json`. A new session always creates a new folder; nothing here ever rewrites
-a row that was written before. Rows are appended under an exclusive lock by writing the
-whole file to a temporary name and renaming it over the old one, so a reader (or a
-`kill -9`) only ever sees complete files, and concurrent writers (xdist workers, two
-processes) never lose each other's rows.
+`environment.json`. A new session always creates a new folder, all at once (it is built
+under a hidden name and renamed into place); nothing here ever rewrites a row that was
+written before. Rows are appended under an exclusive lock by writing the whole file to a
+temporary name and renaming it over the old one, so a reader (or a `kill -9`) only ever
+sees complete files, and concurrent writers (xdist workers, two processes) never lose
+each other's rows.
+
+This module is the one owner of the format: `COLUMNS` says what every column holds,
+`SCHEMAS` which columns each version has, `ResultSet` writes (in the set's own version,
+so `--resume` into an older set keeps it readable by older readers), and `read_set` is
+the one loader that `report`, `compare`, `trend` and `--resume` share.
 """
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import datetime as _dt
+import errno
+import hashlib
 import io
 import json
 import os
 import re
+import shutil
 import socket
+import tempfile
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
-from catsdogs.errors import ResultsError, UsageError
-from catsdogs.fsutil import atomic_write, file_lock
+from catsdogs.errors import ResultsError, StorageError, UsageError
+from catsdogs.fsutil import atomic_write_all, file_lock, write_new_file
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
-RUN_COLUMNS: tuple[str, ...] = (
+
+@dataclasses.dataclass(frozen=True)
+class Column:
+    """One column: `kind` is how the loader types and checks it (text, int, float,
+    fraction, bool, time), `unit` is what results/README.md states for it."""
+
+    kind: str
+    unit: str = "—"
+    required: bool = False  # a row without it was cut short or edited: refused
+
+
+def _columns(kind: str, unit: str, names: str, required: bool = False) -> dict[str, Column]:
+    return {name: Column(kind, unit, required) for name in names.split()}
+
+
+#: Every column of either CSV, in no particular order (the schemas below give the order).
+COLUMNS: dict[str, Column] = {
+    **_columns("int", "—", "schema_version seed", required=True),
+    **_columns("text", "—", "run_id variant status", required=True),
+    **_columns("text", "—", "result_set alias error image_size dataset weights strategy "
+                            "shard dataset_changes tf_version keras_version python_version "
+                            "cuda_version cudnn_version device gpu_name host git_commit"),
+    "dataset_fingerprint": Column("text", "sha256"),
+    "row_sha256": Column("text", "sha256", required=True),
+    **_columns("int", "epochs", "epochs epochs_completed"),
+    **_columns("int", "images", "batch_size limit n_train n_validation n_test skipped_images "
+                                "test_correct"),
+    **_columns("int", "—", "replicas"),
+    "epoch": Column("int", "—", required=True),
+    "steps": Column("int", "steps"),
+    **_columns("int", "parameters", "params_total params_trainable params_non_trainable"),
+    **_columns("bool", "bool", "dataset_fingerprint_known pretrained deterministic "
+                               "mixed_precision xla"),
+    **_columns("fraction", "fraction", "train_accuracy val_accuracy test_accuracy accuracy"),
+    "overfit_gap": Column("float", "fraction"),  # train - val: may be negative
+    **_columns("float", "nats", "train_loss val_loss test_loss loss"),
+    "test_p_value": Column("float", "probability"),
+    **_columns("float", "ms", "step_time_ms step_time_ms_p90 step_ms_median"),
+    "images_per_sec": Column("float", "images/s"),
+    **_columns("float", "s", "first_epoch_s train_wall_s epoch_s train_s"),
+    **_columns("float", "MiB", "peak_rss_mb gpu_peak_mb"),
+    "started_utc": Column("time", "ISO 8601"),
+    "finished_utc": Column("time", "ISO 8601"),
+}
+
+_RUN_COLUMNS_V1: tuple[str, ...] = (
     "schema_version", "run_id", "result_set", "variant", "alias", "seed", "status", "error",
     # what was run
     "epochs", "epochs_completed", "batch_size", "image_size", "dataset", "dataset_fingerprint",
@@ -43,16 +99,33 @@ RUN_COLUMNS: tuple[str, ...] = (
     "tf_version", "keras_version", "python_version", "cuda_version", "cudnn_version",
     "device", "gpu_name", "host", "git_commit", "started_utc", "finished_utc",
 )
-
-EPOCH_COLUMNS: tuple[str, ...] = (
+_EPOCH_COLUMNS_V1: tuple[str, ...] = (
     "schema_version", "run_id", "variant", "seed", "epoch", "loss", "accuracy", "val_loss",
     "val_accuracy", "epoch_s", "train_s", "steps", "step_ms_median",
 )
+
+
+def _v2(columns: tuple[str, ...], after: str | None) -> tuple[str, ...]:
+    """Version 2 adds `dataset_changes` (after the fingerprint columns) and `row_sha256`
+    (last, so a row cut short anywhere fails its check)."""
+    out = list(columns)
+    if after:
+        out.insert(out.index(after) + 1, "dataset_changes")
+    return (*out, "row_sha256")
+
+
+#: version -> (runs.csv columns, epochs.csv columns). Every version here stays readable.
+SCHEMAS: dict[int, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    1: (_RUN_COLUMNS_V1, _EPOCH_COLUMNS_V1),
+    2: (_v2(_RUN_COLUMNS_V1, "dataset_fingerprint_known"), _v2(_EPOCH_COLUMNS_V1, None)),
+}
+RUN_COLUMNS, EPOCH_COLUMNS = SCHEMAS[SCHEMA_VERSION]
 
 RUNS_CSV = "runs.csv"
 EPOCHS_CSV = "epochs.csv"
 ENVIRONMENT_JSON = "environment.json"
 LOCK_FILE = ".lock"
+ROW_CHECK = "row_sha256"
 
 
 # ---------------------------------------------------------------- naming
@@ -70,47 +143,61 @@ def result_set_name(now: _dt.datetime, host: str, tf_version: str, device: str) 
     return f"{stamp}_{_slug(host)}_tf{_slug(tf_version)}_{_slug(device)}"
 
 
-# ---------------------------------------------------------------- atomic, locked writes
+# ---------------------------------------------------------------- cells and rows
 
 
-def _csv_text(columns: Iterable[str], rows: Iterable[dict[str, Any]]) -> str:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(columns), extrasaction="raise",
-                            lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({key: _cell(value) for key, value in row.items()})
-    return buffer.getvalue()
-
-
-def _cell(value: Any) -> Any:
+def _cell(value: Any) -> str:
     """CSV cells: booleans as true/false, None as empty, floats at full precision."""
     if value is None:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
-    return value
+    return str(value)
+
+
+def row_check(cells: Iterable[str]) -> str:
+    """First 16 hex digits of the sha256 of a row's other cells: a row cut short (a crash,
+    a bad copy) or edited by hand no longer matches, so the loader finds it."""
+    return hashlib.sha256("\x1f".join(cells).encode("utf-8", "surrogateescape")
+                          ).hexdigest()[:16]
+
+
+def _row_cells(columns: tuple[str, ...], row: dict[str, Any]) -> list[str]:
+    """A row's cells in column order; the row check (when the schema has one) computed
+    over exactly the text that is written."""
+    unknown = set(row) - set(columns) - {ROW_CHECK}
+    if unknown:
+        raise ValueError(f"unknown columns {sorted(unknown)} for this result set's schema")
+    cells = [_cell(row.get(column)) for column in columns if column != ROW_CHECK]
+    return cells + [row_check(cells)] if columns[-1] == ROW_CHECK else cells
+
+
+def _csv_lines(rows: Iterable[list[str]]) -> str:
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerows(rows)
+    return buffer.getvalue()
 
 
 def read_csv_rows(path: Path) -> list[dict[str, str]]:
-    """Rows of a CSV as dicts of strings; [] when the file does not exist."""
+    """Rows of a CSV as dicts of strings, unchecked; [] when the file does not exist.
+    For tests and tools that copy rows; readers that trust values use `read_set`."""
     if not path.exists():
         return []
     with open(path, newline="") as handle:
         return list(csv.DictReader(handle))
 
 
-def _append_rows(path: Path, columns: tuple[str, ...], new_rows: list[dict[str, Any]]) -> None:
-    """Append by rewriting: old rows are copied through unchanged, the new ones follow."""
-    unknown = set().union(*(row.keys() for row in new_rows)) - set(columns) if new_rows else set()
-    if unknown:
-        raise ValueError(f"{path.name}: unknown columns {sorted(unknown)}")
-    old = read_csv_rows(path)
-    if old and list(old[0].keys()) != list(columns):
-        raise ResultsError(f"{path}: its columns differ from schema {SCHEMA_VERSION}; "
-                           "write new runs into a new result set")
-    rows = old + [{column: row.get(column) for column in columns} for row in new_rows]
-    atomic_write(path, _csv_text(columns, rows))
+def _append_rows(path: Path, columns: tuple[str, ...], new_rows: list[dict[str, Any]],
+                 ) -> str:
+    """The file's new text: the old bytes unchanged, the new rows after them. Refuses a
+    file whose header is not this schema's or whose last line was cut short."""
+    old = path.read_bytes().decode("utf-8", "surrogateescape") if path.exists() else ""
+    header = _csv_lines([list(columns)])
+    if old and (not old.startswith(header) or not old.endswith("\n")):
+        raise ResultsError(f"{path}: its header is not this set's schema or its last line "
+                           "is cut short; expected an intact result set (write new runs "
+                           "into a new one)")
+    return (old or header) + _csv_lines(_row_cells(columns, row) for row in new_rows)
 
 
 def check_writable(results_dir: str | Path) -> Path:
@@ -135,8 +222,10 @@ class ResultSet:
     """One folder of results. Create a new one with `ResultSet.create`, open an existing
     one (for --resume, or xdist workers joining their controller's set) with `open`."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, schema_version: int = SCHEMA_VERSION) -> None:
         self.path = Path(path)
+        self.schema_version = schema_version
+        self.run_columns, self.epoch_columns = SCHEMAS[schema_version]
 
     @property
     def name(self) -> str:
@@ -146,41 +235,64 @@ class ResultSet:
     def create(cls, results_dir: str | Path, environment: dict[str, Any],
                now: _dt.datetime | None = None) -> "ResultSet":
         """A new, empty result set under `results_dir/runs/`; never reuses a folder (a
-        second session in the same second gets a `-2` suffix)."""
+        second session in the same second gets a `-2` suffix). All or nothing: the files
+        are written into a hidden folder that is renamed into place only when complete, so
+        a full disk leaves no half-made set (StorageError, and nothing left behind)."""
         runs_root = check_writable(results_dir)
         now = now or _dt.datetime.now(_dt.timezone.utc)
         base = result_set_name(now, environment.get("host", socket.gethostname()),
                                environment.get("tf_version", "unknown"),
                                environment.get("device_label",
                                                environment.get("device", "unknown")))
+        try:
+            partial = Path(tempfile.mkdtemp(prefix=f".{base}.partial-", dir=runs_root))
+        except OSError as exc:
+            raise StorageError(f"could not create a result set in {runs_root}: "
+                               f"{exc.strerror or exc}; nothing was recorded") from None
+        try:
+            return cls._fill_and_place(partial, runs_root, base, environment, now)
+        finally:
+            shutil.rmtree(partial, ignore_errors=True)
+
+    @classmethod
+    def _fill_and_place(cls, partial: Path, runs_root: Path, base: str,
+                        environment: dict[str, Any], now: _dt.datetime) -> "ResultSet":
+        """Write the three files into `partial`, then rename it to the first free name."""
         for attempt in range(1, 1000):
-            path = runs_root / (base if attempt == 1 else f"{base}-{attempt}")
+            name = base if attempt == 1 else f"{base}-{attempt}"
+            if (runs_root / name).exists():
+                continue
+            meta = dict(environment, schema_version=SCHEMA_VERSION, result_set=name,
+                        created_utc=now.astimezone(_dt.timezone.utc).isoformat())
             try:
-                path.mkdir()
+                write_new_file(partial / ENVIRONMENT_JSON,
+                               json.dumps(meta, indent=2, sort_keys=True) + "\n")
+                write_new_file(partial / RUNS_CSV, _csv_lines([list(RUN_COLUMNS)]))
+                write_new_file(partial / EPOCHS_CSV, _csv_lines([list(EPOCH_COLUMNS)]))
+                os.rename(partial, runs_root / name)
             except FileExistsError:
                 continue
-            result_set = cls(path)
-            meta = dict(environment, schema_version=SCHEMA_VERSION, result_set=path.name,
-                        created_utc=now.astimezone(_dt.timezone.utc).isoformat())
-            atomic_write(path / ENVIRONMENT_JSON, json.dumps(meta, indent=2, sort_keys=True)
-                          + "\n")
-            atomic_write(path / RUNS_CSV, _csv_text(RUN_COLUMNS, []))
-            atomic_write(path / EPOCHS_CSV, _csv_text(EPOCH_COLUMNS, []))
-            return result_set
+            except OSError as exc:
+                if exc.errno == errno.ENOTEMPTY:  # another session took the name
+                    continue
+                raise StorageError(f"could not create result set {runs_root / name}: "
+                                   f"{exc.strerror or exc}; nothing was recorded") from None
+            return cls(runs_root / name)
         raise UsageError(f"--results-dir: too many result sets named {base!r}")
 
     @classmethod
     def open(cls, path: str | Path) -> "ResultSet":
-        """An existing result set; a clear error when the folder is not one."""
+        """An existing result set, written in its own schema version; a clear error when
+        the folder is not one or its version is unknown (nothing is read beyond that)."""
         path = Path(path)
         if not (path / RUNS_CSV).is_file() or not (path / ENVIRONMENT_JSON).is_file():
             raise ResultsError(f"{str(path)!r} is not a result set: expected {RUNS_CSV} and "
                                f"{ENVIRONMENT_JSON} in it")
-        return cls(path)
+        environment = read_environment(path / ENVIRONMENT_JSON)
+        return cls(path, environment["schema_version"])
 
     def environment(self) -> dict[str, Any]:
-        with open(self.path / ENVIRONMENT_JSON) as handle:
-            return json.load(handle)
+        return read_environment(self.path / ENVIRONMENT_JSON)
 
     def runs(self) -> list[dict[str, str]]:
         return read_csv_rows(self.path / RUNS_CSV)
@@ -189,19 +301,278 @@ class ResultSet:
         return read_csv_rows(self.path / EPOCHS_CSV)
 
     def done_pairs(self) -> set[tuple[str, int]]:
-        """(variant, seed) pairs that already have a row, ok or failed: --resume skips them."""
-        return {(row["variant"], int(row["seed"])) for row in self.runs()}
+        """(variant, seed) pairs that already have a row, ok or failed: --resume skips
+        them. Read through the checking loader, so a damaged row stops the session."""
+        return {(row["variant"], row["seed"]) for row in read_set(self.path).runs}
 
     def append_run(self, run_row: dict[str, Any], epoch_rows: list[dict[str, Any]]) -> None:
-        """Record one finished run: its epochs first, then its row in runs.csv, so a
-        runs.csv row always has its epochs behind it. Both under the set's lock."""
-        run_row = dict(run_row, schema_version=SCHEMA_VERSION, result_set=self.name)
-        epoch_rows = [dict(row, schema_version=SCHEMA_VERSION) for row in epoch_rows]
+        """Record one finished run: its epochs and its row in runs.csv, under the set's
+        lock. Both new files are written to temporary names first and renamed only when
+        both are complete, so a full disk (StorageError, one line) leaves both CSVs as
+        they were and no temporary file behind."""
+        run_row = dict(run_row, schema_version=self.schema_version, result_set=self.name)
+        epoch_rows = [dict(row, schema_version=self.schema_version) for row in epoch_rows]
+        if self.schema_version < 2:
+            run_row.pop("dataset_changes", None)
+        runs_path, epochs_path = self.path / RUNS_CSV, self.path / EPOCHS_CSV
         with file_lock(self.path / LOCK_FILE):
             # Every write to a set holds this lock, so a temporary file seen now was left
             # by a writer killed mid-write: it is never read; remove it.
             for stale in self.path.glob(".*.tmp"):
                 stale.unlink(missing_ok=True)
-            if epoch_rows:
-                _append_rows(self.path / EPOCHS_CSV, EPOCH_COLUMNS, epoch_rows)
-            _append_rows(self.path / RUNS_CSV, RUN_COLUMNS, [run_row])
+            runs_text = _append_rows(runs_path, self.run_columns, [run_row])
+            epochs_text = (_append_rows(epochs_path, self.epoch_columns, epoch_rows)
+                           if epoch_rows else None)
+            try:
+                atomic_write_all([(epochs_path, epochs_text), (runs_path, runs_text)])
+            except StorageError as exc:
+                raise StorageError(f"{exc}; the rows recorded before are intact; add "
+                                   f"this run again with --resume {self.path}") from None
+
+
+# ---------------------------------------------------------------- the one loader
+
+#: Column added on load, not part of the schema: the folder a row was read from (run ids
+#: are unique only within one set).
+SOURCE = "source"
+KNOWN_SCHEMA_VERSIONS: tuple[int, ...] = tuple(SCHEMAS)
+_BOM = b"\xef\xbb\xbf"
+_INTEGER = re.compile(r"-?[0-9]+")
+_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?"
+                   r"(Z|[+-][0-9]{2}:[0-9]{2})")
+
+
+@dataclasses.dataclass
+class LoadedSet:
+    """A result set as checked, typed rows: every column of the current schema present
+    (None where the set's older schema lacks it or the cell is empty)."""
+
+    path: Path
+    environment: dict[str, Any]
+    schema_version: int
+    runs: list[dict[str, Any]]
+    epochs: list[dict[str, Any]]
+
+
+def _version(value: Any, where: str) -> int:
+    """A schema version this module can read, else one line saying which it reads."""
+    text = str(value).strip()
+    version = int(text) if _INTEGER.fullmatch(text) and not isinstance(value, bool) else None
+    if version not in SCHEMAS:
+        known = ", ".join(str(v) for v in KNOWN_SCHEMA_VERSIONS)
+        raise ResultsError(f"{where}: unknown schema_version {text!r}; this catsdogs reads "
+                           f"version(s) {known} (a newer catsdogs wrote it?)")
+    return version
+
+
+def _read_text(path: Path, what: str) -> str:
+    """A file's text, refusing what our writer never produces: no file, 0 bytes, a
+    byte-order mark, bytes that are not UTF-8."""
+    if not path.is_file():
+        raise ResultsError(f"{path}: missing; expected the {what} of a result set")
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ResultsError(f"{path}: not readable ({exc.strerror or exc}); expected the "
+                           f"{what} of a result set") from None
+    if not raw:
+        raise ResultsError(f"{path}: empty file; expected the {what} of a result set")
+    if raw.startswith(_BOM):
+        raise ResultsError(f"{path}: starts with a byte-order mark (saved by an editor?); "
+                           "expected plain UTF-8 as the benchmark writes it")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ResultsError(f"{path}: not UTF-8 at byte {exc.start}; expected plain UTF-8 "
+                           "as the benchmark writes it") from None
+
+
+def read_environment(path: Path) -> dict[str, Any]:
+    """environment.json as a dict with a known integer `schema_version`."""
+    text = _read_text(path, "environment.json")
+    try:
+        environment = json.loads(text)
+    except ValueError as exc:
+        raise ResultsError(f"{path}: not readable JSON ({exc}); expected the environment "
+                           "object the benchmark writes") from None
+    if not isinstance(environment, dict):
+        raise ResultsError(f"{path}: expected a JSON object, got {type(environment).__name__}")
+    environment["schema_version"] = _version(environment.get("schema_version"), str(path))
+    return environment
+
+
+def _header_problem(header: list[str], columns: tuple[str, ...]) -> str:
+    missing = [c for c in columns if c not in header]
+    extra = [c for c in header if c not in columns]
+    if missing:
+        return f"missing column(s) {', '.join(missing)}"
+    if extra:
+        return f"extra column(s) {', '.join(extra)}"
+    return "its columns are in another order"
+
+
+def _raw_rows(path: Path, columns: tuple[str, ...], version: int
+              ) -> list[tuple[int, list[str]]]:
+    """(line number, cells) of every row, after checking the header is exactly the
+    schema's and every row is complete: as many fields as the header, and a line end."""
+    text = _read_text(path, f"{path.name} (schema {version})")
+    if not text.endswith("\n"):
+        raise ResultsError(f"{path}: line {text.count(chr(10)) + 1} is cut short (no line "
+                           "end); expected complete rows, as the benchmark writes them")
+    reader = csv.reader(io.StringIO(text))
+    try:
+        header = next(reader)
+        if header != list(columns):
+            raise ResultsError(f"{path}: {_header_problem(header, columns)}; expected schema "
+                               f"{version}'s columns (results/README.md)")
+        rows = []
+        for cells in reader:
+            if len(cells) != len(columns):
+                raise ResultsError(f"{path}: line {reader.line_num} has {len(cells)} fields; "
+                                   f"expected {len(columns)} (was the row cut short?)")
+            rows.append((reader.line_num, cells))
+    except csv.Error as exc:
+        raise ResultsError(f"{path}: not a readable CSV ({exc}); expected the benchmark's "
+                           "CSV") from None
+    return rows
+
+
+def _typed_cell(text: str, column: str, where: str) -> Any:
+    """One cell as its column's type, or a ResultsError naming file, line and column."""
+    spec = COLUMNS[column]
+    if text == "":
+        if spec.required:
+            raise ResultsError(f"{where}: {column} is empty; expected a value (was the row "
+                               "cut short?)")
+        return None
+    if spec.kind == "text":
+        return text
+    if spec.kind == "int":
+        if not _INTEGER.fullmatch(text):
+            raise ResultsError(f"{where}: {column} = {text!r}; expected an integer")
+        return int(text)
+    if spec.kind == "bool":
+        if text not in ("true", "false"):
+            raise ResultsError(f"{where}: {column} = {text!r}; expected true or false")
+        return text == "true"
+    if spec.kind == "time":
+        if not _TIME.fullmatch(text):
+            raise ResultsError(f"{where}: {column} = {text!r}; expected an ISO 8601 time "
+                               "like 2026-01-05T12:00:00+00:00")
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        raise ResultsError(f"{where}: {column} = {text!r}; expected a number") from None
+    if spec.kind == "fraction" and not 0 <= value <= 1 and value == value:  # NaN passes
+        raise ResultsError(f"{where}: {column} = {text!r}; expected a fraction in [0, 1]")
+    return value
+
+
+def _check_run(row: dict[str, Any], where: str) -> None:
+    """What an ok row must hold together: its test counts and its test accuracy."""
+    if row["status"] not in ("ok", "failed"):
+        raise ResultsError(f"{where}: status = {row['status']!r}; expected ok or failed")
+    if row["status"] != "ok":
+        return
+    for column in ("n_test", "test_correct", "test_accuracy"):
+        if row.get(column) is None:
+            raise ResultsError(f"{where}: {column} is empty in an ok row; expected a value "
+                               "(was the row cut short?)")
+    n_test, correct, accuracy = row["n_test"], row["test_correct"], row["test_accuracy"]
+    if not 0 <= correct <= n_test or n_test <= 0:
+        raise ResultsError(f"{where}: test_correct = {correct} of n_test = {n_test}; expected "
+                           "0 <= test_correct <= n_test, n_test > 0")
+    if accuracy == accuracy and abs(accuracy - correct / n_test) > 1e-6:
+        raise ResultsError(f"{where}: test_accuracy = {accuracy!r} but test_correct / n_test "
+                           f"= {correct}/{n_test} = {correct / n_test:.6f}; expected them equal")
+
+
+def _read_table(path: Path, columns: tuple[str, ...], current: tuple[str, ...],
+                version: int) -> list[dict[str, Any]]:
+    """Checked, typed rows of one CSV, keyed by the current schema's columns."""
+    typed_rows = []
+    for line, cells in _raw_rows(path, columns, version):
+        where = f"{path}: line {line}"
+        row: dict[str, Any] = dict.fromkeys(current)
+        row.update((column, _typed_cell(cell, column, where))
+                   for column, cell in zip(columns, cells))
+        if row["schema_version"] != version:
+            _version(row["schema_version"], f"{path}: line {line}")
+            raise ResultsError(f"{where}: schema_version = {row['schema_version']}; expected "
+                               f"{version}, the version in environment.json")
+        if columns[-1] == ROW_CHECK and row_check(cells[:-1]) != cells[-1]:
+            raise ResultsError(f"{where}: {ROW_CHECK} does not match the row (cut short or "
+                               "edited?); expected rows exactly as the benchmark wrote them")
+        if "status" in columns:
+            _check_run(row, where)
+        typed_rows.append(row)
+    return typed_rows
+
+
+def read_set(path: str | Path) -> LoadedSet:
+    """One result set, checked in the order a user can fix things: folder, environment,
+    schema version, columns, rows. Anything our writer would not have written (a newer
+    schema, an extra column, a byte-order mark, corrupt JSON, a seed written as 0.0, a row
+    cut short, test_accuracy disagreeing with test_correct / n_test) is a ResultsError
+    naming the file and line. Reads nothing else and writes nothing."""
+    path = Path(path)
+    ResultSet.open(path)
+    environment = read_environment(path / ENVIRONMENT_JSON)
+    version = environment["schema_version"]
+    run_columns, epoch_columns = SCHEMAS[version]
+    runs = _read_table(path / RUNS_CSV, run_columns, RUN_COLUMNS, version)
+    epochs = _read_table(path / EPOCHS_CSV, epoch_columns, EPOCH_COLUMNS, version)
+    environment.setdefault("result_set", path.name)
+    return LoadedSet(path, environment, version, runs, epochs)
+
+
+def _frame(rows: list[dict[str, Any]], columns: tuple[str, ...], source: str):
+    """A pandas frame of typed rows: nullable ints, floats (NaN for empty), and objects
+    (text, booleans, None)."""
+    import numpy as np
+    import pandas as pd
+
+    data: dict[str, Any] = {}
+    for column in columns:
+        values = [row[column] for row in rows]
+        kind = COLUMNS[column].kind
+        if kind == "int":
+            data[column] = pd.array(values, dtype="Int64")
+        elif kind in ("float", "fraction"):
+            data[column] = np.array([np.nan if v is None else v for v in values], dtype=float)
+        else:
+            data[column] = pd.Series(values, dtype=object)
+    frame = pd.DataFrame(data, columns=list(columns))
+    frame[SOURCE] = source
+    return frame
+
+
+def load_result_sets(paths: Sequence[str | Path]):
+    """Read and merge result sets (e.g. shards from several runners) into one runs frame,
+    one epochs frame and the list of their environments, for report, compare and trend.
+
+    Rows of every schema version come out with the current columns. A column `source`
+    names the folder each row came from. Raises ResultsError (one line, naming the path
+    and line) for anything `read_set` refuses, or for a set with no runs."""
+    import pandas as pd
+
+    if not paths:
+        raise UsageError("no result sets given; expected one or more result set folders")
+    seen: set[Path] = set()
+    runs, epochs, environments = [], [], []
+    for path in paths:
+        resolved = Path(path).expanduser().resolve()
+        if resolved in seen:
+            raise UsageError(f"{str(path)!r} is given twice; each result set once, or its "
+                             "runs would count twice")
+        seen.add(resolved)
+        loaded = read_set(Path(path).expanduser())
+        if not loaded.runs:
+            raise ResultsError(f"{loaded.path / RUNS_CSV}: no runs recorded; expected at least "
+                               "one row (did the session stop before its first run finished?)")
+        runs.append(_frame(loaded.runs, RUN_COLUMNS, str(loaded.path)))
+        epochs.append(_frame(loaded.epochs, EPOCH_COLUMNS, str(loaded.path)))
+        environments.append(loaded.environment)
+    return (pd.concat(runs, ignore_index=True), pd.concat(epochs, ignore_index=True),
+            environments)
