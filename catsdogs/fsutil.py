@@ -72,25 +72,47 @@ def _remove_quietly(path: Path) -> None:
 def atomic_write_all(pairs: Iterable[tuple[Path, str | None]]) -> None:
     """Replace several files together: each new text goes to a temporary file beside its
     target (fsynced), and only when every one is complete are they renamed over the old
-    files. A reader, a `kill -9` or a full disk sees the old files or the new ones, never
-    half of one, and no temporary file is left behind. Entries whose text is None are
-    skipped."""
+    files; if a rename fails, the files already renamed get their old contents back
+    (kept as hard links, which need no space). A reader, a `kill -9` or a full disk sees
+    the old files or the new ones, never half of one, and no temporary file is left
+    behind. Entries whose text is None are skipped."""
     pairs = [(Path(path), text) for path, text in pairs if text is not None]
     temps: list[Path] = []
+    backups: dict[Path, Path] = {}
     try:
         for path, text in pairs:
             tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
             _remove_quietly(tmp)
             temps.append(tmp)
             write_new_file(tmp, text)
+        if len(pairs) > 1:
+            for path, _ in pairs:
+                if path.exists():
+                    backups[path] = path.with_name(f".{path.name}.{os.getpid()}.old.tmp")
+                    temps.append(backups[path])
+                    _remove_quietly(backups[path])
+                    _call(path, os.link, path, backups[path])
+        done: list[Path] = []
         for (path, _), tmp in zip(pairs, temps):
             try:
-                os.replace(tmp, path)
-            except OSError as exc:
-                raise _storage_error(path, exc) from None
+                _call(path, os.replace, tmp, path)
+            except StorageError:
+                for replaced in done:  # put back what this call already changed
+                    if replaced in backups:
+                        os.replace(backups[replaced], replaced)
+                raise
+            done.append(path)
     finally:
         for tmp in temps:
             _remove_quietly(tmp)
+
+
+def _call(path: Path, function, *args) -> None:
+    """`function(*args)`, an OSError becoming a StorageError about `path`."""
+    try:
+        function(*args)
+    except OSError as exc:
+        raise _storage_error(path, exc) from None
 
 
 def atomic_write(path: Path, text: str) -> None:

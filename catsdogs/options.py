@@ -257,9 +257,9 @@ def _checked(option: Option, value: Any, source: str | None) -> Any:
         return option.parse(value) if isinstance(value, str) else value
     except UsageError as exc:
         text = str(exc)
-        if source and text.startswith(option.flag + ":"):
-            text = f"{source}:{text[len(option.flag) + 1:]}"
-        raise UsageError(text) from None
+        if text.startswith(option.flag + ":"):
+            text = text[len(option.flag) + 1:].lstrip()
+        raise UsageError(f"{source or option.flag}: {text}") from None
 
 
 def resolve(raw: dict[str, Any], environ: dict[str, str] | None = None) -> BenchOptions:

@@ -56,7 +56,8 @@ def _columns(kind: str, unit: str, names: str, required: bool = False) -> dict[s
 COLUMNS: dict[str, Column] = {
     **_columns("int", "—", "schema_version seed", required=True),
     **_columns("text", "—", "run_id variant status", required=True),
-    **_columns("text", "—", "result_set alias error image_size dataset weights strategy "
+    "image_size": Column("text", "pixels"),  # "160x160"
+    **_columns("text", "—", "result_set alias error dataset weights strategy "
                             "shard dataset_changes tf_version keras_version python_version "
                             "cuda_version cudnn_version device gpu_name host git_commit"),
     "dataset_fingerprint": Column("text", "sha256"),
@@ -272,6 +273,9 @@ class ResultSet:
                 os.rename(partial, runs_root / name)
             except FileExistsError:
                 continue
+            except StorageError as exc:
+                raise StorageError(f"could not create a result set in {runs_root} ({exc}); "
+                                   "nothing was recorded") from None
             except OSError as exc:
                 if exc.errno == errno.ENOTEMPTY:  # another session took the name
                     continue
@@ -320,6 +324,7 @@ class ResultSet:
             # by a writer killed mid-write: it is never read; remove it.
             for stale in self.path.glob(".*.tmp"):
                 stale.unlink(missing_ok=True)
+            read_set(self.path)  # a damaged set is refused, never appended to
             runs_text = _append_rows(runs_path, self.run_columns, [run_row])
             epochs_text = (_append_rows(epochs_path, self.epoch_columns, epoch_rows)
                            if epoch_rows else None)
@@ -501,11 +506,11 @@ def _read_table(path: Path, columns: tuple[str, ...], current: tuple[str, ...],
             _version(row["schema_version"], f"{path}: line {line}")
             raise ResultsError(f"{where}: schema_version = {row['schema_version']}; expected "
                                f"{version}, the version in environment.json")
+        if "status" in columns:
+            _check_run(row, where)
         if columns[-1] == ROW_CHECK and row_check(cells[:-1]) != cells[-1]:
             raise ResultsError(f"{where}: {ROW_CHECK} does not match the row (cut short or "
                                "edited?); expected rows exactly as the benchmark wrote them")
-        if "status" in columns:
-            _check_run(row, where)
         typed_rows.append(row)
     return typed_rows
 
