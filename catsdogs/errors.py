@@ -25,3 +25,4 @@ class StorageError(UsageError):
     but still one line saying what failed, where, and how to go on; exit status 1."""
 
     exit_code = 1
+    reason = ""  # the system's words, e.g. "No space left on device (ENOSPC)"

@@ -37,19 +37,23 @@ def _storage_error(path: Path, exc: OSError) -> StorageError:
     error, read-only file system), which the user can act on."""
     name = errno.errorcode.get(exc.errno or 0, "")
     reason = f"{exc.strerror or exc}" + (f" ({name})" if name else "")
-    return StorageError(f"could not write {path}: {reason}")
+    error = StorageError(f"could not write {path}: {reason}")
+    error.reason = reason
+    return error
 
 
-def write_new_file(path: Path, text: str) -> None:
+def write_new_file(path: Path, text: str, shown_as: Path | None = None) -> None:
     """Create `path` (it must not exist) holding `text`, flushed to disk. On any error the
-    partial file is removed and a StorageError names it: no 0-byte files left behind."""
+    partial file is removed and a StorageError names `shown_as` (the file the user knows,
+    when `path` is a temporary name for it): no 0-byte files left behind."""
+    shown_as = shown_as or path
     data = text.encode("utf-8", "surrogateescape")
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     except FileExistsError:
         raise
     except OSError as exc:
-        raise _storage_error(path, exc) from None
+        raise _storage_error(shown_as, exc) from None
     try:
         view = memoryview(data)
         while view:
@@ -58,7 +62,7 @@ def write_new_file(path: Path, text: str) -> None:
     except OSError as exc:
         os.close(fd)
         _remove_quietly(path)
-        raise _storage_error(path, exc) from None
+        raise _storage_error(shown_as, exc) from None
     os.close(fd)
 
 
@@ -84,7 +88,7 @@ def atomic_write_all(pairs: Iterable[tuple[Path, str | None]]) -> None:
             tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
             _remove_quietly(tmp)
             temps.append(tmp)
-            write_new_file(tmp, text)
+            write_new_file(tmp, text, shown_as=path)
         if len(pairs) > 1:
             for path, _ in pairs:
                 if path.exists():

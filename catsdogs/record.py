@@ -274,8 +274,8 @@ class ResultSet:
             except FileExistsError:
                 continue
             except StorageError as exc:
-                raise StorageError(f"could not create a result set in {runs_root} ({exc}); "
-                                   "nothing was recorded") from None
+                raise StorageError(f"could not create a result set in {runs_root}: "
+                                   f"{exc.reason}; nothing was recorded") from None
             except OSError as exc:
                 if exc.errno == errno.ENOTEMPTY:  # another session took the name
                     continue
