@@ -114,7 +114,22 @@ def _append_rows(path: Path, columns: tuple[str, ...], new_rows: list[dict[str, 
         raise ResultsError(f"{path}: its header is not this set's schema or its last line "
                            "is cut short; expected an intact result set (write new runs "
                            "into a new one)")
-    return (old or header) + _csv_lines(_row_cells(columns, row) for row in new_rows)
+    rows = [_row_cells(columns, row) for row in new_rows]
+    for cells in rows:
+        _check_new_row(path, columns, cells)
+    return (old or header) + _csv_lines(rows)
+
+
+def _check_new_row(path: Path, columns: tuple[str, ...], cells: list[str]) -> None:
+    """The loader's checks on a row about to be written: a row the loader would refuse
+    must never reach the file, where it would make the whole set unreadable."""
+    where = f"{path}: new row"
+    try:
+        row = {column: typed_cell(cell, column, where) for column, cell in zip(columns, cells)}
+        if "status" in columns:
+            check_run(row, where)
+    except ResultsError as exc:
+        raise ResultsError(f"not recording it: {exc}") from None
 
 
 def check_writable(results_dir: str | Path) -> Path:

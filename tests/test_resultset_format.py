@@ -210,3 +210,13 @@ def test_rows_written_by_the_writer_carry_a_matching_check(tmp_path):
                                                                    row.split(",")[-1])
     environment = json.loads((folder / "environment.json").read_text())
     assert environment["schema_version"] == SCHEMA_VERSION == 2
+
+
+def test_the_writer_never_writes_a_row_the_loader_would_refuse(tmp_path):
+    folder = _v2_set(tmp_path)
+    before = {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
+    bad = {"run_id": "r1", "variant": "baseline_cnn", "seed": 1, "status": "ok",
+           "n_test": 192, "test_correct": 127, "test_accuracy": 0.9}
+    with pytest.raises(ResultsError, match="not recording it: .*test_accuracy = 0.9"):
+        ResultSet.open(folder).append_run(bad, [])
+    assert {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()} == before
