@@ -20,7 +20,7 @@ from typing import Callable
 
 from catsdogs import __version__
 from catsdogs.errors import UsageError
-from catsdogs.options import OPTIONS, BenchOptions, add_to_argparse, resolve
+from catsdogs.options import BenchOptions, add_to_argparse, resolve
 
 
 def _say(line: str) -> None:
@@ -28,25 +28,9 @@ def _say(line: str) -> None:
 
 
 def _resolve(args: argparse.Namespace) -> BenchOptions:
-    """The checked options; a bad value's error names where it came from: the flag, or
-    the CATSDOGS_<NAME> variable when the command line left the option out."""
-    raw = vars(args)
-    for option in OPTIONS:
-        if option.is_flag:
-            continue  # their environment values are checked, and named, by resolve
-        given, source = raw.get(option.name), option.flag
-        if given is None and os.environ.get(option.env):
-            given, source = os.environ[option.env], option.env
-        if given is None:
-            continue
-        try:
-            option.parse(given)
-        except UsageError as exc:
-            text = str(exc)
-            if text.startswith(option.flag + ":"):
-                text = text[len(option.flag) + 1:].lstrip()
-            raise UsageError(f"{source}: {text}") from None
-    return resolve(raw)
+    """The checked options; a bad value's error names where it came from (the flag, or
+    the CATSDOGS_<NAME> variable), and the command line wins over the environment."""
+    return resolve(vars(args))
 
 
 # ---------------------------------------------------------------- subcommands
@@ -69,6 +53,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     from catsdogs import runner
 
     options = _resolve(args)
+    if options.shard and not runner.matrix(options.variants, options.seeds, options.shard):
+        pairs = len(options.variants) * len(options.seeds)
+        _say("shard {}/{}: no pairs to run ({} variant x seed pair(s) split {} ways leave this "
+             "shard empty); nothing was created, the other shards cover every pair"
+             .format(*options.shard, pairs, options.shard[1]))
+        return 0
     runner.install_signal_handlers()
     try:
         prepared = runner.prepare(options, _say)
@@ -78,7 +68,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 130
     todo = runner.pending(prepared, result_set)
     _say(f"result set: {result_set.path}")
-    official = "" if prepared.info.fingerprint_known else " NOT the official set"
+    official = ("" if prepared.info.fingerprint_known
+                else f" NOT the official set: {prepared.info.changes}")
     _say(f"data: {prepared.data_dir} ({prepared.dataset}, fingerprint "
          f"{prepared.info.fingerprint[:12]}{official})")
     if prepared.info.non_image_files:

@@ -52,6 +52,7 @@ class Splits:
     fingerprint: str
     fingerprint_known: bool
     skipped: list[str]  # unreadable images left out under --skip-bad-images
+    dataset_changes: str  # against the official manifest; "" when official
     non_image_files: list[str]
     seed: int
     limit: int | None
@@ -263,7 +264,7 @@ def load_splits(data_dir, *, seed: int = 0, limit: int | None = None,
     if batch_size <= 0:
         raise UsageError(f"--batch-size: expected a positive integer, got {batch_size!r}")
     root = Path(data_dir)
-    info = info if info is not None else fetch.scan_dataset(root)
+    info = info if info is not None else fetch.scan_dataset(root, skip_bad=skip_bad_images)
     check_limit(limit, info.counts())
     chosen = partition(info.files, seed=seed, limit=limit)
     import tensorflow as tf
@@ -274,7 +275,8 @@ def load_splits(data_dir, *, seed: int = 0, limit: int | None = None,
     # order depends on `seed` alone, not on whatever ran earlier in this process. A
     # dataset keeps its reshuffle state, so each run needs its own load_splits call.
     tf.random.set_seed(seed)
-    skipped: list[str] = []
+    # Unreadable files the scan left out (--skip-bad-images) are skipped for every run.
+    skipped: list[str] = list(info.bad_files)
     datasets: dict[str, Any] = {}
     files: dict[str, list[str]] = {}
     labels: dict[str, list[int]] = {}
@@ -303,5 +305,5 @@ def load_splits(data_dir, *, seed: int = 0, limit: int | None = None,
                   test=datasets["test"], files=files, labels=labels, data_dir=root,
                   dataset="synthetic" if is_synthetic(root) else "real",
                   fingerprint=info.fingerprint, fingerprint_known=info.fingerprint_known,
-                  skipped=skipped, non_image_files=list(info.non_image_files), seed=seed,
-                  limit=limit)
+                  skipped=skipped, dataset_changes=info.changes,
+                  non_image_files=list(info.non_image_files), seed=seed, limit=limit)

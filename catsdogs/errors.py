@@ -18,3 +18,11 @@ class WeightsError(UsageError):
 
 class ResultsError(UsageError):
     """A result set is missing, unreadable, or not of a schema we know."""
+
+
+class StorageError(UsageError):
+    """A write failed (disk full, I/O error, read-only file system). Not the user's input,
+    but still one line saying what failed, where, and how to go on; exit status 1."""
+
+    exit_code = 1
+    reason = ""  # the system's words, e.g. "No space left on device (ENOSPC)"

@@ -1,4 +1,4 @@
-"""Find, download, safely unpack, check and fingerprint cats_and_dogs_filtered.
+"""Find, download and safely unpack cats_and_dogs_filtered (scan.py checks and fingerprints it).
 
 Why this module exists: every result row says which data it was trained on, so the data
 must be found the same way everywhere (CLI, pytest, CI), refused loudly when it is broken,
@@ -19,9 +19,7 @@ never takes the final name, and archive members that would land outside the targ
 
 from __future__ import annotations
 
-import dataclasses
 import errno
-import hashlib
 import http.client
 import os
 import re
@@ -38,12 +36,21 @@ from typing import Callable, Iterable, Mapping, Sequence
 
 from catsdogs.errors import DataError
 from catsdogs.fsutil import file_lock
+from catsdogs.scan import (  # noqa: F401 - the data stage's public names, kept here too
+    CLASSES,
+    IMAGE_EXTENSIONS,
+    KNOWN_FINGERPRINT,
+    SPLITS,
+    DatasetInfo,
+    compute_fingerprint,
+    describe,
+    manifest,
+    official_changes,
+    scan_dataset,
+)
 
 # ---------------------------------------------------------------- what the data is
 
-#: sha256 of the sorted `sha256sum` manifest of the 3000 official JPEGs (see
-#: `compute_fingerprint`); a run on other data carries its own fingerprint instead.
-KNOWN_FINGERPRINT = "7ecc68776f753fca008de8ee9d57ff4ad6d0550ec8c964be4c5090b0b5fb57fd"
 ARCHIVE_NAME = "cats_and_dogs_filtered.zip"
 #: Size in bytes of the official archive: a download of any other size is refused.
 ARCHIVE_SIZE = 68_606_236
@@ -53,11 +60,6 @@ ARCHIVE_URLS = (
     "https://download.mlcc.google.com/mledu-datasets/cats_and_dogs_filtered.zip",
 )
 DATASET_NAME = "cats_and_dogs_filtered"
-SPLITS = ("train", "validation")
-#: Alphabetical, as Keras infers labels from folder names: label 0 = cat, 1 = dog.
-CLASSES = ("cats", "dogs")
-#: What `keras.utils.image_dataset_from_directory` reads (compared case-insensitively).
-IMAGE_EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
 ENV_VARS = ("CATSDOGS_DATA", "CATSDOGS_DATA_DIR")
 
 #: Folder Keras >= 3.6 extracts `cats_and_dogs.zip` into (inside `<keras home>/datasets`).
@@ -351,151 +353,3 @@ def fetch_dataset(cache_dir: Path | None = None, *, urls: Sequence[str] = ARCHIV
             archive.unlink(missing_ok=True)
             raise DataError(f"{exc} (deleted it, so the next run downloads it again)") from None
     return final
-
-
-# ---------------------------------------------------------------- check and fingerprint
-
-
-@dataclasses.dataclass
-class DatasetInfo:
-    """What `scan_dataset` found: image files per split and class (relative POSIX paths,
-    sorted), files Keras would skip, and the fingerprint that identifies the data."""
-
-    root: Path
-    files: dict[str, dict[str, list[str]]]
-    non_image_files: list[str]
-    fingerprint: str
-    fingerprint_known: bool
-
-    def counts(self) -> dict[str, dict[str, int]]:
-        """Images per split and class, e.g. {"train": {"cats": 1000, "dogs": 1000}, ...}."""
-        return {split: {cls: len(paths) for cls, paths in classes.items()}
-                for split, classes in self.files.items()}
-
-    def label_counts_message(self, split: str = "train") -> str:
-        """The sentence the course prints: 'There are 1000 dogs and 1000 cats'."""
-        counts = self.counts()[split]
-        return f"There are {counts['dogs']} dogs and {counts['cats']} cats"
-
-
-def _is_image(name: str) -> bool:
-    return name.lower().endswith(IMAGE_EXTENSIONS)
-
-
-def _scan_class(root: Path, class_dir: Path) -> tuple[list[str], list[str]]:
-    """Walk a class folder recursively (as Keras does, without following linked folders);
-    hidden files and folders are skipped."""
-    images: list[str] = []
-    others: list[str] = []
-    for dirpath, dirnames, filenames in os.walk(class_dir):
-        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-        rel_dir = Path(dirpath).relative_to(root).as_posix()
-        for fname in filenames:
-            if fname.startswith("."):
-                continue
-            (images if _is_image(fname) else others).append(f"{rel_dir}/{fname}")
-    return sorted(images), sorted(others)
-
-
-def scan_dataset(root: str | os.PathLike) -> DatasetInfo:
-    """Check the cats_and_dogs_filtered layout and fingerprint the images.
-
-    `root` must hold `train/` and `validation/`, each with exactly the class folders
-    `cats/` and `dogs/`, each with at least one image. Anything else is a DataError naming
-    the folder: an extra class folder would silently become a third Keras label, and an
-    empty one would train a one-class model. Files Keras would ignore are listed in
-    `non_image_files`, not refused."""
-    root = Path(root)
-    expected = f"expected {SPLITS[0]}/ and {SPLITS[1]}/, each with {CLASSES[0]}/ and {CLASSES[1]}/"
-    if not root.exists():
-        raise DataError(f"dataset folder {root}: does not exist; {expected}")
-    if not root.is_dir():
-        raise DataError(f"dataset folder {root}: is a file, not a folder; {expected}")
-    files: dict[str, dict[str, list[str]]] = {}
-    non_image: list[str] = []
-    for split in SPLITS:
-        split_dir = root / split
-        if not split_dir.is_dir():
-            raise DataError(f"dataset folder {root}: no {split}/ folder; {expected}")
-        found = sorted(e.name for e in os.scandir(split_dir)
-                       if e.is_dir() and not e.name.startswith("."))
-        extra = [name for name in found if name not in CLASSES]
-        if extra:
-            raise DataError(f"dataset folder {split_dir}: unexpected class folder {extra[0]}/ "
-                            f"(Keras would make it another label); expected only "
-                            f"{CLASSES[0]}/ and {CLASSES[1]}/")
-        files[split] = {}
-        for cls in CLASSES:
-            class_dir = split_dir / cls
-            if not class_dir.is_dir():
-                raise DataError(f"dataset folder {split_dir}: no {cls}/ folder; expected "
-                                f"{CLASSES[0]}/ and {CLASSES[1]}/")
-            images, others = _scan_class(root, class_dir)
-            if not images:
-                raise DataError(f"dataset folder {class_dir}: no images; expected "
-                                f"{'/'.join(IMAGE_EXTENSIONS)} files")
-            files[split][cls] = images
-            non_image.extend(others)
-    all_images = [p for classes in files.values() for paths in classes.values() for p in paths]
-    fingerprint = compute_fingerprint(root, all_images)
-    return DatasetInfo(root=root, files=files, non_image_files=sorted(non_image),
-                       fingerprint=fingerprint, fingerprint_known=fingerprint == KNOWN_FINGERPRINT)
-
-
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _manifest_line(hexdigest: str, rel: str) -> str:
-    """One `sha256sum` output line; names with a backslash or newline are escaped and
-    the line starts with a backslash, as GNU sha256sum does."""
-    if "\\" in rel or "\n" in rel:
-        return "\\" + hexdigest + "  " + rel.replace("\\", "\\\\").replace("\n", "\\n") + "\n"
-    return f"{hexdigest}  {rel}\n"
-
-
-def manifest(root: str | os.PathLike, relative_paths: Iterable[str]) -> str:
-    """The `sha256sum` manifest of the `*.jpg` files among `relative_paths` that lie under
-    train/ or validation/, sorted by the bytes of the path (`LC_ALL=C sort`)."""
-    root = Path(root)
-    chosen = {p for p in relative_paths
-              if p.endswith(".jpg") and p.split("/", 1)[0] in SPLITS}
-    ordered = sorted(chosen, key=lambda p: p.encode("utf-8", "surrogateescape"))
-    return "".join(_manifest_line(_sha256_file(root / p), p) for p in ordered)
-
-
-def compute_fingerprint(root: str | os.PathLike, relative_paths: Iterable[str]) -> str:
-    """The dataset fingerprint as /shared/data/README.md defines it: sha256 of the
-    manifest above, i.e. the output of
-    `find train validation -type f -name '*.jpg' | LC_ALL=C sort | xargs sha256sum | sha256sum`.
-    Content-based, so a copy anywhere, under any path, gets the same fingerprint."""
-    return hashlib.sha256(manifest(root, relative_paths).encode("utf-8", "surrogateescape")
-                          ).hexdigest()
-
-
-def describe(info: DatasetInfo) -> str:
-    """The report `catsdogs data` prints: where, how many per split and class, and
-    whether the data is the official set."""
-    from catsdogs.synthetic import is_synthetic  # lazy: synthetic imports this module
-
-    counts = info.counts()
-    lines = [f"Dataset: {info.root}"]
-    if is_synthetic(info.root):
-        lines.append("  SYNTHETIC: generated images, not cats and dogs; accuracy here says "
-                     "nothing about the real task")
-    header = f"  {'split':<12}" + "".join(f"{cls:>8}" for cls in CLASSES) + f"{'total':>8}"
-    lines.append(header)
-    for split in SPLITS:
-        row = counts[split]
-        lines.append(f"  {split:<12}" + "".join(f"{row[cls]:>8}" for cls in CLASSES)
-                     + f"{sum(row.values()):>8}")
-    lines.append(f"  {info.label_counts_message('train')} (train)")
-    lines.append(f"  Non-image files ignored: {len(info.non_image_files)}")
-    verdict = ("matches the official cats_and_dogs_filtered" if info.fingerprint_known
-               else "differs from the official set; results will carry it")
-    lines.append(f"  Fingerprint: {info.fingerprint} ({verdict})")
-    return "\n".join(lines)

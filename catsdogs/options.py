@@ -22,15 +22,37 @@ ENV_PREFIX = "CATSDOGS_"
 # ---------------------------------------------------------------- value parsers
 
 
-def parse_positive_int(text: str | int, *, option: str) -> int:
-    """An integer >= 1 (epochs, batch size, limit)."""
+#: Largest seed: NumPy, TensorFlow and Keras all take seeds below 2**32.
+MAX_SEED = 2**32 - 1
+#: Upper bounds checked where the value is parsed, before TensorFlow loads: far above any
+#: sensible value, low enough that nothing downstream overflows (a huge batch size once
+#: wrote a row that made `report` crash).
+MAX_EPOCHS = 10_000
+MAX_BATCH_SIZE = 8_192
+MAX_LIMIT = 10_000_000
+
+
+def parse_positive_int(text: str | int, *, option: str, high: int | None = None) -> int:
+    """An integer >= 1 (epochs, batch size, limit), at most `high`."""
     try:
         value = int(str(text).strip())
     except ValueError:
         raise UsageError(f"{option}: expected a positive integer, got {text!r}") from None
     if value <= 0:
         raise UsageError(f"{option}: expected a positive integer, got {text!r}")
+    if high is not None and value > high:
+        raise UsageError(f"{option}: expected a positive integer of at most {high:,}, "
+                         f"got {text!r}")
     return value
+
+
+def parse_path(text: str, *, option: str) -> str:
+    """A path, with `~` expanded the way a shell would (`--results-dir=~/x` and
+    `CATSDOGS_RESULTS_DIR=~/x` reach us unexpanded); an empty path is refused."""
+    value = str(text).strip()
+    if not value:
+        raise UsageError(f"{option}: expected a path, got {text!r}")
+    return os.path.expanduser(value)
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -39,8 +61,11 @@ def parse_seeds(text: str) -> list[int]:
     seeds: list[int] = []
     for part in str(text).split(","):
         part = part.strip()
-        if not re.fullmatch(r"\d+", part):
+        if not re.fullmatch(r"[0-9]+", part):
             raise UsageError(f"--seeds: expected non-negative integers like '0,1,2', got {text!r}")
+        if int(part) > MAX_SEED:
+            raise UsageError(f"--seeds: expected seeds from 0 to {MAX_SEED} (2**32 - 1), "
+                             f"got {text!r}")
         seeds.append(int(part))
     if len(set(seeds)) != len(seeds):
         raise UsageError(f"--seeds: each seed once, got {text!r}")
@@ -68,7 +93,10 @@ def parse_weights(text: str) -> str:
         return value.lower()
     if not value:
         raise UsageError("--weights: expected imagenet, none or a path, got ''")
-    return value
+    return os.path.expanduser(value)
+
+
+MAX_SHARDS = 10_000
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -79,6 +107,8 @@ def parse_shard(text: str) -> tuple[int, int]:
     k, n = int(match.group(1)), int(match.group(2))
     if n < 1 or not 1 <= k <= n:
         raise UsageError(f"--shard: expected 1 <= K <= N, got {text!r}")
+    if n > MAX_SHARDS:
+        raise UsageError(f"--shard: expected N of at most {MAX_SHARDS:,}, got {text!r}")
     return k, n
 
 
@@ -133,8 +163,12 @@ class Option:
         return f"{self.help} (default: {default}; env {self.env})"
 
 
-def _int(option: str) -> Callable[[str], int]:
-    return lambda text: parse_positive_int(text, option=option)
+def _int(option: str, high: int) -> Callable[[str], int]:
+    return lambda text: parse_positive_int(text, option=option, high=high)
+
+
+def _path(option: str) -> Callable[[str], str]:
+    return lambda text: parse_path(text, option=option)
 
 
 OPTIONS: tuple[Option, ...] = (
@@ -142,17 +176,19 @@ OPTIONS: tuple[Option, ...] = (
            "all", parse_variants, "LIST"),
     Option("seeds", "comma list of seeds; one run per variant and seed", "0,1,2", parse_seeds,
            "LIST"),
-    Option("epochs", "training epochs per run (the post trains 20)", 20, _int("--epochs"), "N"),
-    Option("batch_size", "global batch size (the post uses 32)", 32, _int("--batch-size"), "N"),
+    Option("epochs", "training epochs per run (the post trains 20)", 20,
+           _int("--epochs", MAX_EPOCHS), "N"),
+    Option("batch_size", "global batch size (the post uses 32)", 32,
+           _int("--batch-size", MAX_BATCH_SIZE), "N"),
     Option("data_dir", "dataset folder (cats_and_dogs_filtered layout); otherwise the Keras "
-           "cache, then a download", None, str, "DIR"),
+           "cache, then a download", None, _path("--data-dir"), "DIR"),
     Option("synthetic", "train on a generated synthetic dataset (labelled synthetic everywhere)"),
     Option("limit", "use only N images per class per split, chosen deterministically", None,
-           _int("--limit"), "N"),
+           _int("--limit", MAX_LIMIT), "N"),
     Option("weights", "MobileNetV2 base weights for model4: imagenet, none or a file path",
            "imagenet", parse_weights, "W"),
     Option("results_dir", "where result sets are written (each session a new folder)",
-           "results", str, "DIR"),
+           "results", _path("--results-dir"), "DIR"),
     Option("deterministic", "enable TensorFlow op determinism (identical reruns, slower)"),
     Option("mixed_precision", "train in mixed_float16 with float32 logits"),
     Option("xla", "compile the training step with XLA (jit_compile)"),
@@ -161,7 +197,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("shard", "run only the K-th of N slices of the variant x seed matrix", None,
            parse_shard, "K/N"),
     Option("resume", "add only the missing (variant, seed) runs to this existing result set",
-           None, str, "RESULT_SET"),
+           None, _path("--resume"), "RESULT_SET"),
     Option("skip_bad_images", "skip unreadable images (recorded) instead of stopping"),
 )
 
@@ -195,28 +231,57 @@ class BenchOptions:
         return bool(self.limit or self.synthetic or self.epochs < 5)
 
 
+def _raw_value(option: Option, raw: dict[str, Any], environ: dict[str, str]
+               ) -> tuple[Any, str | None]:
+    """(value, where it came from): the command line first, then `CATSDOGS_<NAME>`
+    (an empty variable counts as unset), else (default, None)."""
+    given = raw.get(option.name)
+    if option.is_flag:
+        if given:
+            return True, option.flag
+        if option.env in environ:
+            return environ[option.env], option.env
+        return False, None
+    if given is not None:
+        return given, option.flag
+    if environ.get(option.env, "") != "":
+        return environ[option.env], option.env
+    return option.default, None
+
+
+def _checked(option: Option, value: Any, source: str | None) -> Any:
+    """The parsed value; a bad one's error names its source: the flag, or the variable."""
+    try:
+        if option.is_flag:
+            return parse_bool(value, option=source or option.env)
+        return option.parse(value) if isinstance(value, str) else value
+    except UsageError as exc:
+        text = str(exc)
+        if text.startswith(option.flag + ":"):
+            text = text[len(option.flag) + 1:].lstrip()
+        raise UsageError(f"{source or option.flag}: {text}") from None
+
+
 def resolve(raw: dict[str, Any], environ: dict[str, str] | None = None) -> BenchOptions:
     """Checked options from raw command-line values (None = not given), falling back to
-    `CATSDOGS_<NAME>` and then to the default. Raises UsageError on a bad value."""
+    `CATSDOGS_<NAME>` and then to the default. The command line wins over the
+    environment, also between options that exclude each other (--synthetic from the
+    command line beats CATSDOGS_DATA_DIR). Raises UsageError naming the source of a bad
+    value."""
     environ = os.environ if environ is None else environ
     values: dict[str, Any] = {}
+    sources: dict[str, str | None] = {}
     for option in OPTIONS:
-        given = raw.get(option.name)
-        if option.is_flag:
-            if given:
-                values[option.name] = True
-            elif option.env in environ:
-                values[option.name] = parse_bool(environ[option.env], option=option.env)
-            else:
-                values[option.name] = False
-            continue
-        if given is None and option.env in environ and environ[option.env] != "":
-            given = environ[option.env]
-        if given is None:
-            given = option.default
-        values[option.name] = option.parse(given) if isinstance(given, str) else given
+        value, sources[option.name] = _raw_value(option, raw, environ)
+        values[option.name] = _checked(option, value, sources[option.name])
     if values["synthetic"] and values["data_dir"]:
-        raise UsageError("--synthetic and --data-dir: give one or the other, not both")
+        synthetic_src, data_src = sources["synthetic"], sources["data_dir"]
+        if synthetic_src and synthetic_src.startswith("--") and data_src.startswith(ENV_PREFIX):
+            values["data_dir"] = None
+        elif data_src.startswith("--") and synthetic_src.startswith(ENV_PREFIX):
+            values["synthetic"] = False
+        else:
+            raise UsageError(f"{synthetic_src} and {data_src}: give one or the other, not both")
     values["variants"] = tuple(values["variants"])
     values["seeds"] = tuple(values["seeds"])
     return BenchOptions(**values)

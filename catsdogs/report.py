@@ -13,7 +13,6 @@ global state), so reports work on headless CI runners.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Iterable, Sequence
@@ -24,19 +23,8 @@ import numpy as np
 import pandas as pd
 from tabulate import tabulate
 
-from catsdogs.errors import DataError, ResultsError, UsageError
-from catsdogs.record import (
-    ENVIRONMENT_JSON,
-    EPOCH_COLUMNS,
-    EPOCHS_CSV,
-    RUN_COLUMNS,
-    RUNS_CSV,
-    SCHEMA_VERSION,
-    ResultSet,
-)
-
-#: Schema versions this module can read (see results/README.md).
-KNOWN_SCHEMA_VERSIONS: tuple[int, ...] = (SCHEMA_VERSION,)
+from catsdogs.errors import DataError, UsageError
+from catsdogs.record import KNOWN_SCHEMA_VERSIONS, SOURCE, load_result_sets  # noqa: F401
 
 #: A coin flip on the balanced test split: the post's "50% baseline", in percent.
 CHANCE_PCT = 50.0
@@ -45,23 +33,6 @@ CHANCE_LABEL = "50% baseline"
 FORMATS: tuple[str, ...] = ("github", "latex", "plain", "csv")
 _TABLEFMT = {"github": "github", "latex": "latex_booktabs", "plain": "plain"}
 TABLE_FILES = {"github": "table.md", "latex": "table.tex", "plain": "table.txt", "csv": "table.csv"}
-
-#: Columns kept as text; every other schema column is a number or a boolean.
-_TEXT_COLUMNS = frozenset({
-    "run_id", "result_set", "variant", "alias", "status", "error", "image_size", "dataset",
-    "dataset_fingerprint", "weights", "strategy", "shard", "tf_version", "keras_version",
-    "python_version", "cuda_version", "cudnn_version", "device", "gpu_name", "host",
-    "git_commit", "started_utc", "finished_utc",
-})
-_BOOL_COLUMNS = frozenset({"dataset_fingerprint_known", "pretrained", "deterministic",
-                           "mixed_precision", "xla"})
-_INT_COLUMNS = frozenset({
-    "schema_version", "seed", "epoch", "epochs", "epochs_completed", "batch_size", "limit",
-    "n_train", "n_validation", "n_test", "skipped_images", "replicas", "test_correct", "steps",
-    "params_total", "params_trainable", "params_non_trainable",
-})
-#: Fractions in [0, 1] by the schema; a percent here would silently inflate every table.
-_FRACTION_COLUMNS = ("train_accuracy", "val_accuracy", "test_accuracy", "accuracy")
 
 #: What makes two runs comparable. (column, per_variant, label): per_variant keys only
 #: have to agree within one variant (models 1-3 are never pretrained, model4 may be).
@@ -76,158 +47,8 @@ MIXED_MARK = "†"
 SMOKE_NOTE = ("smoke run (synthetic data, --limit or < 5 epochs): accuracy tests the "
               "pipeline, not the models")
 
-#: Columns added on load; not part of the schema.
-SOURCE = "source"  # the folder a row was read from (run_id is unique only within a set)
+#: Column added by the report: not part of the schema.
 GROUP = "group"    # the table row a run belongs to: its variant, plus any mixed keys
-
-
-# ---------------------------------------------------------------- loading
-
-
-def load_result_sets(paths: Sequence[str | Path]
-                     ) -> tuple[pd.DataFrame, pd.DataFrame, list[dict[str, Any]]]:
-    """Read and merge result sets (e.g. shards from several runners) into one runs frame,
-    one epochs frame and the list of their environments.
-
-    Numbers become numbers, `true`/`false` booleans, empty cells None/NaN. A column
-    `source` names the folder each row came from, because run ids are unique only within
-    one set. Raises ResultsError (one line, naming the path) for anything that is not a
-    readable result set of a known schema version, or that has no runs."""
-    if not paths:
-        raise UsageError("no result sets given; expected one or more result set folders")
-    seen: set[Path] = set()
-    runs, epochs, environments = [], [], []
-    for path in paths:
-        resolved = Path(path).resolve()
-        if resolved in seen:
-            raise UsageError(f"{str(path)!r} is given twice; each result set once, or its "
-                             "runs would count twice")
-        seen.add(resolved)
-        one_runs, one_epochs, environment = _load_one(Path(path))
-        runs.append(one_runs)
-        epochs.append(one_epochs)
-        environments.append(environment)
-    return (pd.concat(runs, ignore_index=True), pd.concat(epochs, ignore_index=True),
-            environments)
-
-
-def _load_one(path: Path) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
-    """One result set, checked in the order a user can fix things: folder, environment,
-    schema version, columns, rows."""
-    result_set = ResultSet.open(path)
-    environment = _read_environment(path / ENVIRONMENT_JSON)
-    _check_schema_version(environment.get("schema_version"), path / ENVIRONMENT_JSON)
-    runs = _read_csv(path / RUNS_CSV, RUN_COLUMNS)
-    if runs.empty:
-        raise ResultsError(f"{path / RUNS_CSV}: no runs recorded; expected at least one row "
-                           "(did the session stop before its first run finished?)")
-    epochs = _read_csv(path / EPOCHS_CSV, EPOCH_COLUMNS)
-    for frame, csv_path in ((runs, path / RUNS_CSV), (epochs, path / EPOCHS_CSV)):
-        for version in frame["schema_version"].unique():
-            _check_schema_version(version, csv_path)
-    runs = _convert(runs, path / RUNS_CSV)
-    epochs = _convert(epochs, path / EPOCHS_CSV)
-    runs[SOURCE] = str(result_set.path)
-    epochs[SOURCE] = str(result_set.path)
-    environment.setdefault("result_set", result_set.name)
-    return runs, epochs, environment
-
-
-def _read_environment(path: Path) -> dict[str, Any]:
-    try:
-        with open(path) as handle:
-            environment = json.load(handle)
-    except (OSError, ValueError) as exc:
-        raise ResultsError(f"{path}: not readable JSON ({exc}); expected the environment "
-                           "object the benchmark writes") from None
-    if not isinstance(environment, dict):
-        raise ResultsError(f"{path}: expected a JSON object, got {type(environment).__name__}")
-    return environment
-
-
-def _check_schema_version(value: Any, path: Path) -> None:
-    """Refuse versions we do not know: a changed column meaning must never be misread."""
-    try:
-        version = int(str(value).strip())
-    except ValueError:
-        version = None
-    if version not in KNOWN_SCHEMA_VERSIONS:
-        known = ", ".join(str(v) for v in KNOWN_SCHEMA_VERSIONS)
-        raise ResultsError(f"{path}: unknown schema_version {str(value)!r}; this catsdogs reads "
-                           f"version(s) {known} (a newer catsdogs wrote it?)")
-
-
-def _read_csv(path: Path, columns: Sequence[str]) -> pd.DataFrame:
-    """A result-set CSV as strings, with every schema column present."""
-    if not path.is_file():
-        raise ResultsError(f"{path}: missing; expected a result set CSV with schema "
-                           f"{SCHEMA_VERSION}'s columns")
-    try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False)
-    except pd.errors.EmptyDataError:
-        raise ResultsError(f"{path}: empty file; expected a header row with schema "
-                           f"{SCHEMA_VERSION}'s columns") from None
-    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-        first = (str(exc).strip().splitlines() or [""])[0]
-        raise ResultsError(f"{path}: not a readable CSV ({first})") from None
-    missing = [column for column in columns if column not in frame.columns]
-    if missing:
-        raise ResultsError(f"{path}: missing column(s) {', '.join(missing)}; expected schema "
-                           f"{SCHEMA_VERSION}'s columns (results/README.md)")
-    return frame
-
-
-def _convert(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
-    """Typed columns: text (None for empty), nullable ints, floats, and booleans."""
-    out = pd.DataFrame(index=frame.index)
-    for column in frame.columns:
-        cells = list(frame[column])
-        if column in _TEXT_COLUMNS:
-            out[column] = pd.Series([cell or None for cell in cells], index=frame.index,
-                                    dtype=object)
-        elif column in _BOOL_COLUMNS:
-            out[column] = pd.Series([_bool_cell(cell, column, path, row)
-                                     for row, cell in enumerate(cells)], index=frame.index,
-                                    dtype=object)
-        elif column in RUN_COLUMNS or column in EPOCH_COLUMNS:
-            numbers = [_number_cell(cell, column, path, row) for row, cell in enumerate(cells)]
-            out[column] = (pd.array(numbers, dtype="Int64") if column in _INT_COLUMNS
-                           else np.array(numbers, dtype=float))
-        else:  # a column this schema does not define: keep it as text, do not interpret it
-            out[column] = frame[column].astype(object)
-    for column in _FRACTION_COLUMNS:
-        if column in out.columns:
-            bad = out[column].dropna()
-            bad = bad[(bad < 0) | (bad > 1)]
-            if len(bad):
-                raise ResultsError(f"{path}: {column} = {bad.iloc[0]!r} on row "
-                                   f"{bad.index[0] + 2}; expected a fraction in [0, 1]")
-    return out
-
-
-def _bool_cell(cell: str, column: str, path: Path, row: int) -> bool | None:
-    value = cell.strip().lower()
-    if value == "":
-        return None
-    if value in ("true", "false"):
-        return value == "true"
-    raise ResultsError(f"{path}: {column} = {cell!r} on row {row + 2}; expected true or false")
-
-
-def _number_cell(cell: str, column: str, path: Path, row: int) -> float | int | None:
-    if cell.strip() == "":
-        return None
-    try:
-        value = float(cell)
-    except ValueError:
-        raise ResultsError(f"{path}: {column} = {cell!r} on row {row + 2}; expected a number") \
-            from None
-    if column in _INT_COLUMNS:
-        if not value.is_integer():
-            raise ResultsError(f"{path}: {column} = {cell!r} on row {row + 2}; expected an "
-                               "integer")
-        return int(value)
-    return value
 
 
 # ---------------------------------------------------------------- comparability

@@ -18,7 +18,7 @@ from typing import Any, Callable
 from catsdogs import fetch
 from catsdogs.errors import ResultsError, UsageError
 from catsdogs.options import BenchOptions
-from catsdogs.record import ResultSet, check_writable
+from catsdogs.record import LoadedSet, ResultSet, check_writable, read_set
 
 SMOKE_NOTE = "smoke run (--limit, --synthetic or --epochs < 5): accuracy is not judged"
 
@@ -86,9 +86,10 @@ class Prepared:
 
     options: BenchOptions
     data_dir: Path
-    info: Any  # fetch.DatasetInfo
+    info: Any  # scan.DatasetInfo
     dataset: str  # "real" | "synthetic"
     environment: dict[str, Any]
+    resumed: LoadedSet | None = None  # the --resume set, as checked before anything ran
 
 
 def resolve_data_dir(options: BenchOptions, progress: Callable[[str], None] | None = None
@@ -101,80 +102,114 @@ def resolve_data_dir(options: BenchOptions, progress: Callable[[str], None] | No
     return fetch.locate_dataset(options.data_dir)
 
 
+def _refuse_inside_data(options: BenchOptions, data_dir: Path) -> None:
+    """A results folder inside the dataset would be read back as data (`runs/` became a
+    class folder): refuse it before anything is created there."""
+    data = Path(data_dir).resolve()
+    for flag, value in (("--results-dir", options.results_dir), ("--resume", options.resume)):
+        if value and Path(value).resolve().is_relative_to(data):
+            raise UsageError(f"{flag} {value}: is inside the dataset folder {data}; expected "
+                             "a folder outside it (Keras would read it as images)")
+
+
+def check_resume(options: BenchOptions, dataset: str, info: Any) -> LoadedSet:
+    """The --resume set, read through the one loader (schema version, columns, types,
+    every row, environment.json), and this session's data and options matched against
+    it. Called before TensorFlow loads and before anything is opened for writing, so a
+    refused set is left byte for byte as it was."""
+    try:
+        loaded = read_set(options.resume)
+    except ResultsError as exc:
+        raise ResultsError(f"--resume: {exc}") from None
+    recorded = loaded.environment
+    mine = {"dataset": dataset, "dataset_fingerprint": info.fingerprint}
+    for key, value in mine.items():
+        if recorded.get(key) != value:
+            raise UsageError(f"--resume {options.resume}: its {key} is {recorded.get(key)!r}, "
+                             f"this session's is {value!r}; expected the same data")
+    old = recorded.get("options", {})
+    if not isinstance(old, dict):
+        raise ResultsError(f"--resume {options.resume}: environment.json options is "
+                           f"{old!r}; expected an object")
+    for key in ("epochs", "batch_size", "limit", "weights", "deterministic",
+                "mixed_precision", "xla", "strategy", "skip_bad_images"):
+        if key in old and old[key] != getattr(options, key):
+            raise UsageError(f"--resume {options.resume}: it was run with {key}={old[key]!r}, "
+                             f"this session has {getattr(options, key)!r}; expected the same")
+    return loaded
+
+
 def prepare(options: BenchOptions, progress: Callable[[str], None] | None = None) -> Prepared:
-    """Check everything that can be checked before training: data layout, --limit, the
-    results folder (or --resume set) and the weights file's presence first, without
-    TensorFlow, so a mistake is reported in a second; then provenance, whether the weights
-    fit model4, and every image the session will use."""
-    from catsdogs import provenance
+    """Check everything that can be checked before training: data layout and files,
+    --limit, the results folder or the whole --resume set, and the weights file's
+    presence first, without TensorFlow, so a mistake is reported in a second and nothing
+    is written; then provenance, whether the weights fit model4, and every image the
+    session will use."""
     from catsdogs.data import check_images, check_limit
-    from catsdogs.models import get_variant, mobilenet_base, resolve_weights, weights_sha256
+    from catsdogs.models import get_variant, resolve_weights
     from catsdogs.synthetic import is_synthetic
 
     provenance.check_expected_tf()  # the env's named TF release, before anything else
     data_dir = resolve_data_dir(options, progress)
-    info = fetch.scan_dataset(data_dir)
+    _refuse_inside_data(options, data_dir)
+    info = fetch.scan_dataset(data_dir, skip_bad=options.skip_bad_images)
     check_limit(options.limit, info.counts())
-    if options.resume:
-        try:
-            ResultSet.open(options.resume)
-        except ResultsError as exc:
-            raise ResultsError(f"--resume: {exc}") from None
-    else:
+    dataset = "synthetic" if is_synthetic(data_dir) else "real"
+    resumed = check_resume(options, dataset, info) if options.resume else None
+    if not options.resume:
         check_writable(options.results_dir)
     weights_path = None
     if any(get_variant(v).uses_weights for v in options.variants):
         weights_path = resolve_weights(options.weights)  # fail before any training starts
+    environment = _environment(options, weights_path)
+    skipped = info.bad_files + check_images(data_dir, info, options.seeds, options.limit,
+                                            skip_bad=options.skip_bad_images)
+    environment.update({
+        "data_dir": str(Path(data_dir).resolve()),
+        "dataset": dataset,
+        "dataset_fingerprint": info.fingerprint,
+        "dataset_fingerprint_known": info.fingerprint_known,
+        "dataset_changes": info.changes,
+        "non_image_files": len(info.non_image_files),
+        "skipped_images": skipped,
+    })
+    return Prepared(options, Path(data_dir), info, dataset, environment, resumed)
+
+
+def _environment(options: BenchOptions, weights_path: Any) -> dict[str, Any]:
+    """Provenance of the session, after checking the weights file fits model4."""
+    from catsdogs import provenance
+    from catsdogs.models import mobilenet_base, weights_sha256
+
     environment = provenance.collect()
     if weights_path is not None:
         from tensorflow import keras
 
         mobilenet_base(weights_path)  # a file that does not fit MobileNetV2 fails here
         keras.backend.clear_session()
-    skipped = check_images(data_dir, info, options.seeds, options.limit,
-                           skip_bad=options.skip_bad_images)
     environment.update({
-        "data_dir": str(Path(data_dir).resolve()),
-        "dataset": "synthetic" if is_synthetic(data_dir) else "real",
-        "dataset_fingerprint": info.fingerprint,
-        "dataset_fingerprint_known": info.fingerprint_known,
-        "non_image_files": len(info.non_image_files),
-        "skipped_images": skipped,
         "weights": options.weights, "weights_file": weights_path,
         "weights_sha256": weights_sha256(weights_path),
         "options": {key: (list(value) if isinstance(value, tuple) else value)
                     for key, value in dataclasses.asdict(options).items()},
     })
-    return Prepared(options, Path(data_dir), info, environment["dataset"], environment)
+    return environment
 
 
 def open_result_set(prepared: Prepared) -> ResultSet:
-    """A new result set, or the one named by --resume (after checking it ran the same
-    configuration, so resumed rows are comparable with the ones already there)."""
-    options = prepared.options
-    if not options.resume:
-        return ResultSet.create(options.results_dir, prepared.environment)
-    result_set = ResultSet.open(options.resume)
-    recorded = result_set.environment()
-    for key in ("dataset_fingerprint", "dataset"):
-        if recorded.get(key) != prepared.environment.get(key):
-            raise UsageError(f"--resume {options.resume}: its {key} is "
-                             f"{recorded.get(key)!r}, this session's is "
-                             f"{prepared.environment.get(key)!r}; expected the same data")
-    old = recorded.get("options", {})
-    for key in ("epochs", "batch_size", "limit", "weights", "deterministic",
-                "mixed_precision", "xla", "strategy", "skip_bad_images"):
-        if key in old and old[key] != getattr(options, key):
-            raise UsageError(f"--resume {options.resume}: it was run with {key}={old[key]!r}, "
-                             f"this session has {getattr(options, key)!r}; expected the same")
-    return result_set
+    """A new result set, or the one named by --resume (already checked by `prepare`),
+    written in its own schema version."""
+    if prepared.resumed is None:
+        return ResultSet.create(prepared.options.results_dir, prepared.environment)
+    return ResultSet(prepared.resumed.path, prepared.resumed.schema_version)
 
 
 def pending(prepared: Prepared, result_set: ResultSet) -> list[tuple[str, int]]:
     """The pairs this session must run: its shard of the matrix, less those already
     recorded in the result set (for --resume)."""
     options = prepared.options
-    done = result_set.done_pairs() if options.resume else set()
+    done = ({(row["variant"], row["seed"]) for row in prepared.resumed.runs}
+            if prepared.resumed is not None else set())
     return [pair for pair in matrix(options.variants, options.seeds, options.shard)
             if pair not in done]
 
@@ -192,7 +227,8 @@ def _base_row(prepared: Prepared, variant: str, seed: int, splits) -> dict[str, 
         "variant": variant, "alias": get_variant(variant).alias, "seed": seed,
         "epochs": options.epochs, "batch_size": options.batch_size, "image_size": "160x160",
         "dataset": prepared.dataset, "dataset_fingerprint": prepared.info.fingerprint,
-        "dataset_fingerprint_known": prepared.info.fingerprint_known, "limit": options.limit,
+        "dataset_fingerprint_known": prepared.info.fingerprint_known,
+        "dataset_changes": prepared.info.changes, "limit": options.limit,
         "n_train": splits.count("train") if splits else None,
         "n_validation": splits.count("validation") if splits else None,
         "n_test": splits.count("test") if splits else None,

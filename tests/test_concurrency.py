@@ -15,26 +15,29 @@ import subprocess
 import sys
 import time
 
-from catsdogs.record import EPOCH_COLUMNS, RUN_COLUMNS, ResultSet
+from catsdogs.record import EPOCH_COLUMNS, RUN_COLUMNS, SCHEMA_VERSION, ResultSet, read_set
 
 PER_WRITER = 50
 
 WRITER = r"""
 import sys, time
 from pathlib import Path
-from catsdogs.record import EPOCH_COLUMNS, RUN_COLUMNS, ResultSet
+from catsdogs.record import COLUMNS, RUN_COLUMNS, ResultSet
 
 path, tag, count, go = sys.argv[1], sys.argv[2], int(sys.argv[3]), Path(sys.argv[4])
 result_set = ResultSet.open(path)
+TEXT = [c for c in RUN_COLUMNS if COLUMNS[c].kind == "text"
+        and c not in ("result_set", "status", "row_sha256")]
 while not go.exists():  # start together
     time.sleep(0.001)
 print("start", time.time(), flush=True)
 for i in range(count):
     run_id = f"{tag}-{i:03d}"
-    row = {c: f"{c}:{run_id}" for c in RUN_COLUMNS if c not in ("schema_version", "result_set")}
-    row.update(run_id=run_id, seed=i, error=f"a, quoted \"cell\"\nover two lines {run_id}")
-    epochs = [dict({c: f"{c}:{run_id}" for c in EPOCH_COLUMNS if c != "schema_version"},
-                   run_id=run_id, epoch=e) for e in (1, 2)]
+    row = {c: f"{c}:{run_id}" for c in TEXT}
+    row.update(run_id=run_id, seed=i, status="failed",
+               error=f"a, quoted \"cell\"\nover two lines {run_id}")
+    epochs = [{"run_id": run_id, "variant": row["variant"], "seed": i, "epoch": e}
+              for e in (1, 2)]
     result_set.append_run(row, epochs)
 print("end", time.time(), flush=True)
 """
@@ -53,7 +56,8 @@ def _rows(text: str, columns) -> list[dict[str, str]]:
 def test_two_processes_appending_to_one_set_lose_and_corrupt_nothing(tmp_path):
     result_set = ResultSet.create(tmp_path / "results", {"host": "h", "tf_version": "x",
                                                          "device": "cpu"})
-    result_set.append_run({"run_id": "earlier", "status": "ok"}, [{"run_id": "earlier"}])
+    result_set.append_run({"run_id": "earlier", "variant": "v", "seed": -1, "status": "failed"},
+                          [{"run_id": "earlier", "variant": "v", "seed": -1, "epoch": 0}])
     earlier = (result_set.path / "runs.csv").read_text()
     go = tmp_path / "go"
     environ = {k: v for k, v in os.environ.items() if not k.startswith("CATSDOGS_")}
@@ -83,11 +87,13 @@ def test_two_processes_appending_to_one_set_lose_and_corrupt_nothing(tmp_path):
     for row in runs[1:]:
         run_id = row["run_id"]
         assert row["error"] == f"a, quoted \"cell\"\nover two lines {run_id}"
-        assert row["variant"] == f"variant:{run_id}" and row["finished_utc"].endswith(run_id)
-        assert row["schema_version"] == "1" and row["result_set"] == result_set.name
+        assert row["variant"] == f"variant:{run_id}" and row["host"] == f"host:{run_id}"
+        assert row["schema_version"] == str(SCHEMA_VERSION)
+        assert row["result_set"] == result_set.name
     epochs = _rows((result_set.path / "epochs.csv").read_text(), EPOCH_COLUMNS)
     assert sorted((e["run_id"], e["epoch"]) for e in epochs) == sorted(
-        [("earlier", "")] + [(run_id, epoch) for run_id in ids[1:] for epoch in ("1", "2")])
+        [("earlier", "0")] + [(run_id, epoch) for run_id in ids[1:] for epoch in ("1", "2")])
     assert not list(result_set.path.glob(".*.tmp"))
     # And a reader sees the same rows the files hold.
     assert [row["run_id"] for row in result_set.runs()] == ids
+    assert [row["run_id"] for row in read_set(result_set.path).runs] == ids

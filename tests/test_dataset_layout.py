@@ -158,7 +158,8 @@ def test_nested_images_are_counted_like_keras(tiny_dataset):
 def test_different_fingerprint_is_reported_not_raised(tiny_dataset):
     info = scan_dataset(tiny_dataset)
     assert not info.fingerprint_known and info.fingerprint != KNOWN_FINGERPRINT
-    assert "differs from the official set; results will carry it" in describe(info)
+    assert "NOT the official set: 0 added, 2990 missing, 0 changed" in describe(info)
+    assert info.changes == "0 added, 2990 missing, 0 changed"
 
 
 def test_fingerprint_changes_when_one_image_changes(tiny_dataset):
@@ -174,15 +175,16 @@ def test_fingerprint_does_not_depend_on_where_the_copy_lives(tiny_dataset, tmp_p
 
 
 def test_fingerprint_sorts_by_bytes_like_lc_all_c(tmp_path):
-    """'B' (0x42) sorts before 'a' (0x61) in C order; only *.jpg under the splits count."""
+    """'B' (0x42) sorts before 'a' (0x61) in C order; every image extension training reads
+    counts (d.png too), files outside the splits do not."""
     for rel, data in {"train/x/a.jpg": b"1", "train/x/B.jpg": b"2", "validation/y/c.jpg": b"3",
                       "train/x/d.png": b"4", "other/e.jpg": b"5"}.items():
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / rel).write_bytes(data)
     rels = ["train/x/a.jpg", "train/x/B.jpg", "validation/y/c.jpg", "train/x/d.png",
             "other/e.jpg"]
-    sha = {d: hashlib.sha256(d).hexdigest() for d in (b"1", b"2", b"3")}
+    sha = {d: hashlib.sha256(d).hexdigest() for d in (b"1", b"2", b"3", b"4")}
     expected = (f"{sha[b'2']}  train/x/B.jpg\n{sha[b'1']}  train/x/a.jpg\n"
-                f"{sha[b'3']}  validation/y/c.jpg\n")
+                f"{sha[b'4']}  train/x/d.png\n{sha[b'3']}  validation/y/c.jpg\n")
     assert manifest(tmp_path, rels) == expected
     assert compute_fingerprint(tmp_path, rels) == hashlib.sha256(expected.encode()).hexdigest()

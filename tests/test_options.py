@@ -82,3 +82,62 @@ def test_pytest_and_cli_offer_the_same_options(pytestconfig):
     add_to_argparse(parser)
     cli_flags = [a.option_strings[0] for a in parser._actions if a.option_strings[0] != "-h"]
     assert added == cli_flags == [option.flag for option in OPTIONS]
+
+
+# ---------------------------------------------------------------- issue 10: sources, bounds, ~
+
+
+def test_a_flag_overrides_its_variable_even_a_bad_one():
+    options = _cli("--epochs", "3", "--seeds", "7", environ={"CATSDOGS_EPOCHS": "zero",
+                                                             "CATSDOGS_SEEDS": "-1"})
+    assert options.epochs == 3 and options.seeds == (7,)
+
+
+def test_a_flag_overrides_a_variable_of_an_option_it_excludes():
+    from_flag = _cli("--synthetic", environ={"CATSDOGS_DATA_DIR": "/data/cats"})
+    assert from_flag.synthetic and from_flag.data_dir is None
+    from_flag = _cli("--data-dir", "/data/cats", environ={"CATSDOGS_SYNTHETIC": "1"})
+    assert not from_flag.synthetic and from_flag.data_dir == "/data/cats"
+    with pytest.raises(UsageError, match="CATSDOGS_SYNTHETIC and CATSDOGS_DATA_DIR: give one"):
+        _cli(environ={"CATSDOGS_SYNTHETIC": "1", "CATSDOGS_DATA_DIR": "/data/cats"})
+    with pytest.raises(UsageError, match="--synthetic and --data-dir: give one"):
+        _cli("--synthetic", "--data-dir", "/data/cats")
+
+
+@pytest.mark.parametrize("argv,environ,message", [
+    (("--epochs", "x"), {"CATSDOGS_EPOCHS": "4"}, "--epochs: expected a positive integer"),
+    ((), {"CATSDOGS_EPOCHS": "x"}, "CATSDOGS_EPOCHS: expected a positive integer, got 'x'"),
+    ((), {"CATSDOGS_VARIANTS": "model9"}, "CATSDOGS_VARIANTS: unknown variant 'model9'"),
+    ((), {"CATSDOGS_RESULTS_DIR": " "}, "CATSDOGS_RESULTS_DIR: expected a path"),
+])
+def test_an_error_names_where_the_bad_value_came_from(argv, environ, message):
+    with pytest.raises(UsageError) as info:
+        _cli(*argv, environ=environ)
+    assert str(info.value).startswith(message)
+
+
+@pytest.mark.parametrize("name", ["data_dir", "results_dir", "resume", "weights"])
+def test_tilde_is_expanded_in_every_path_option_and_variable(name, monkeypatch, tmp_path):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    flag = "--" + name.replace("_", "-")
+    assert getattr(_cli(flag, "~/x"), name) == str(tmp_path / "x")
+    assert getattr(_cli(environ={"CATSDOGS_" + name.upper(): "~/y"}), name) == str(tmp_path / "y")
+
+
+@pytest.mark.parametrize("argv,value", [(("--seeds", "4294967295"), (2**32 - 1,)),
+                                        (("--epochs", "10000"), 10_000),
+                                        (("--batch-size", "8192"), 8_192)])
+def test_the_bounds_themselves_are_accepted(argv, value):
+    options = _cli(*argv)
+    assert value in (options.seeds, options.epochs, options.batch_size)
+
+
+@pytest.mark.parametrize("argv,message", [
+    (("--seeds", "4294967296"), "--seeds: expected seeds from 0 to 4294967295"),
+    (("--epochs", "10001"), "--epochs: expected a positive integer of at most 10,000"),
+    (("--batch-size", "8193"), "--batch-size: expected a positive integer of at most 8,192"),
+    (("--shard", "1/10001"), "--shard: expected N of at most 10,000"),
+])
+def test_integers_beyond_their_bounds_are_refused_where_parsed(argv, message):
+    with pytest.raises(UsageError, match=message):
+        _cli(*argv)

@@ -43,7 +43,8 @@ def test_a_second_session_in_the_same_second_gets_a_new_folder(tmp_path):
 def test_appending_keeps_earlier_rows_byte_for_byte(tmp_path):
     result_set = ResultSet.create(tmp_path, ENV, now=NOW)
     result_set.append_run({"run_id": "a", "variant": "baseline_cnn", "seed": 0,
-                           "status": "ok", "pretrained": False},
+                           "status": "ok", "pretrained": False, "n_test": 4,
+                           "test_correct": 3, "test_accuracy": 0.75},
                           [{"run_id": "a", "variant": "baseline_cnn", "seed": 0, "epoch": 1}])
     before = (result_set.path / "runs.csv").read_bytes()
     result_set.append_run({"run_id": "b", "variant": "baseline_cnn", "seed": 1,

@@ -221,8 +221,8 @@ BAD_INPUTS = {
         lambda s: (_rewrite_runs(s, lambda c, r: ([x for x in c if x != "test_accuracy"], r)),
                    s)[-1], ["runs.csv", "missing column(s) test_accuracy"]),
     "unknown schema_version in runs.csv": (
-        lambda s: (_rewrite_runs(s, lambda c, r: (c, [dict(x, schema_version="2") for x in r])),
-                   s)[-1], ["runs.csv", "unknown schema_version '2'", "version(s) 1"]),
+        lambda s: (_rewrite_runs(s, lambda c, r: (c, [dict(x, schema_version="99") for x in r])),
+                   s)[-1], ["runs.csv", "unknown schema_version '99'", "version(s) 1"]),
     "unknown schema_version in environment.json": (
         lambda s: (_set_environment_schema(s, 7), s)[-1],
         ["environment.json", "unknown schema_version '7'"]),

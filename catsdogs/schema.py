@@ -1,0 +1,184 @@
+"""The result-set format: every column's type and unit, and the columns of each version.
+
+One place says what a result set holds, so the writer (record.py), the loader
+(record.py), and results/README.md (a test compares them) cannot drift apart: adding a
+column is one edit here, a new version in `SCHEMAS`, and one line in the README. The
+typing of a cell and the checks of a row belong to the format, so they are here too.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import re
+from typing import Any, Iterable
+
+from catsdogs.errors import ResultsError
+
+SCHEMA_VERSION = 2
+
+
+@dataclasses.dataclass(frozen=True)
+class Column:
+    """One column: `kind` is how the loader types and checks it (text, int, float,
+    fraction, bool, time), `unit` is what results/README.md states for it."""
+
+    kind: str
+    unit: str = "—"
+    required: bool = False  # a row without it was cut short or edited: refused
+
+
+def _columns(kind: str, unit: str, names: str, required: bool = False) -> dict[str, Column]:
+    return {name: Column(kind, unit, required) for name in names.split()}
+
+
+#: Every column of either CSV, in no particular order (the schemas below give the order).
+COLUMNS: dict[str, Column] = {
+    **_columns("int", "—", "schema_version seed", required=True),
+    **_columns("text", "—", "run_id variant status", required=True),
+    "image_size": Column("text", "pixels"),  # "160x160"
+    **_columns("text", "—", "result_set alias error dataset weights strategy "
+                            "shard dataset_changes tf_version keras_version python_version "
+                            "cuda_version cudnn_version device gpu_name host git_commit"),
+    "dataset_fingerprint": Column("text", "sha256"),
+    "row_sha256": Column("text", "sha256", required=True),
+    **_columns("int", "epochs", "epochs epochs_completed"),
+    **_columns("int", "images", "batch_size limit n_train n_validation n_test skipped_images "
+                                "test_correct"),
+    **_columns("int", "—", "replicas"),
+    "epoch": Column("int", "—", required=True),
+    "steps": Column("int", "steps"),
+    **_columns("int", "parameters", "params_total params_trainable params_non_trainable"),
+    **_columns("bool", "bool", "dataset_fingerprint_known pretrained deterministic "
+                               "mixed_precision xla"),
+    **_columns("fraction", "fraction", "train_accuracy val_accuracy test_accuracy accuracy"),
+    "overfit_gap": Column("float", "fraction"),  # train - val: may be negative
+    **_columns("float", "nats", "train_loss val_loss test_loss loss"),
+    "test_p_value": Column("float", "probability"),
+    **_columns("float", "ms", "step_time_ms step_time_ms_p90 step_ms_median"),
+    "images_per_sec": Column("float", "images/s"),
+    **_columns("float", "s", "first_epoch_s train_wall_s epoch_s train_s"),
+    **_columns("float", "MiB", "peak_rss_mb gpu_peak_mb"),
+    "started_utc": Column("time", "ISO 8601"),
+    "finished_utc": Column("time", "ISO 8601"),
+}
+
+_RUN_COLUMNS_V1: tuple[str, ...] = (
+    "schema_version", "run_id", "result_set", "variant", "alias", "seed", "status", "error",
+    # what was run
+    "epochs", "epochs_completed", "batch_size", "image_size", "dataset", "dataset_fingerprint",
+    "dataset_fingerprint_known", "limit", "n_train", "n_validation", "n_test",
+    "skipped_images", "pretrained", "weights", "deterministic", "mixed_precision", "xla",
+    "strategy", "replicas", "shard",
+    # what came out
+    "train_accuracy", "val_accuracy", "test_accuracy", "overfit_gap", "train_loss",
+    "val_loss", "test_loss", "test_correct", "test_p_value",
+    "step_time_ms", "step_time_ms_p90", "images_per_sec", "first_epoch_s", "train_wall_s",
+    "peak_rss_mb", "gpu_peak_mb",
+    "params_total", "params_trainable", "params_non_trainable",
+    # provenance
+    "tf_version", "keras_version", "python_version", "cuda_version", "cudnn_version",
+    "device", "gpu_name", "host", "git_commit", "started_utc", "finished_utc",
+)
+_EPOCH_COLUMNS_V1: tuple[str, ...] = (
+    "schema_version", "run_id", "variant", "seed", "epoch", "loss", "accuracy", "val_loss",
+    "val_accuracy", "epoch_s", "train_s", "steps", "step_ms_median",
+)
+
+
+def _v2(columns: tuple[str, ...], after: str | None) -> tuple[str, ...]:
+    """Version 2 adds `dataset_changes` (after the fingerprint columns) and `row_sha256`
+    (last, so a row cut short anywhere fails its check)."""
+    out = list(columns)
+    if after:
+        out.insert(out.index(after) + 1, "dataset_changes")
+    return (*out, "row_sha256")
+
+
+#: version -> (runs.csv columns, epochs.csv columns). Every version here stays readable.
+SCHEMAS: dict[int, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    1: (_RUN_COLUMNS_V1, _EPOCH_COLUMNS_V1),
+    2: (_v2(_RUN_COLUMNS_V1, "dataset_fingerprint_known"), _v2(_EPOCH_COLUMNS_V1, None)),
+}
+RUN_COLUMNS, EPOCH_COLUMNS = SCHEMAS[SCHEMA_VERSION]
+
+RUNS_CSV = "runs.csv"
+EPOCHS_CSV = "epochs.csv"
+ENVIRONMENT_JSON = "environment.json"
+LOCK_FILE = ".lock"
+ROW_CHECK = "row_sha256"
+
+
+def row_check(cells: Iterable[str]) -> str:
+    """First 16 hex digits of the sha256 of a row's other cells: a row cut short (a crash,
+    a bad copy) or edited by hand no longer matches, so the loader finds it."""
+    return hashlib.sha256("\x1f".join(cells).encode("utf-8", "surrogateescape")
+                          ).hexdigest()[:16]
+
+
+KNOWN_SCHEMA_VERSIONS: tuple[int, ...] = tuple(SCHEMAS)
+_INTEGER = re.compile(r"-?[0-9]+")
+_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?"
+                   r"(Z|[+-][0-9]{2}:[0-9]{2})")
+
+
+def known_version(value: Any, where: str) -> int:
+    """A schema version this module can read, else one line saying which it reads."""
+    text = str(value).strip()
+    version = int(text) if _INTEGER.fullmatch(text) and not isinstance(value, bool) else None
+    if version not in SCHEMAS:
+        known = ", ".join(str(v) for v in KNOWN_SCHEMA_VERSIONS)
+        raise ResultsError(f"{where}: unknown schema_version {text!r}; this catsdogs reads "
+                           f"version(s) {known} (a newer catsdogs wrote it?)")
+    return version
+
+
+def typed_cell(text: str, column: str, where: str) -> Any:
+    """One cell as its column's type, or a ResultsError naming file, line and column."""
+    spec = COLUMNS[column]
+    if text == "":
+        if spec.required:
+            raise ResultsError(f"{where}: {column} is empty; expected a value (was the row "
+                               "cut short?)")
+        return None
+    if spec.kind == "text":
+        return text
+    if spec.kind == "int":
+        if not _INTEGER.fullmatch(text):
+            raise ResultsError(f"{where}: {column} = {text!r}; expected an integer")
+        return int(text)
+    if spec.kind == "bool":
+        if text not in ("true", "false"):
+            raise ResultsError(f"{where}: {column} = {text!r}; expected true or false")
+        return text == "true"
+    if spec.kind == "time":
+        if not _TIME.fullmatch(text):
+            raise ResultsError(f"{where}: {column} = {text!r}; expected an ISO 8601 time "
+                               "like 2026-01-05T12:00:00+00:00")
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        raise ResultsError(f"{where}: {column} = {text!r}; expected a number") from None
+    if spec.kind == "fraction" and not 0 <= value <= 1 and value == value:  # NaN passes
+        raise ResultsError(f"{where}: {column} = {text!r}; expected a fraction in [0, 1]")
+    return value
+
+
+def check_run(row: dict[str, Any], where: str) -> None:
+    """What an ok row must hold together: its test counts and its test accuracy."""
+    if row["status"] not in ("ok", "failed"):
+        raise ResultsError(f"{where}: status = {row['status']!r}; expected ok or failed")
+    if row["status"] != "ok":
+        return
+    for column in ("n_test", "test_correct", "test_accuracy"):
+        if row.get(column) is None:
+            raise ResultsError(f"{where}: {column} is empty in an ok row; expected a value "
+                               "(was the row cut short?)")
+    n_test, correct, accuracy = row["n_test"], row["test_correct"], row["test_accuracy"]
+    if not 0 <= correct <= n_test or n_test <= 0:
+        raise ResultsError(f"{where}: test_correct = {correct} of n_test = {n_test}; expected "
+                           "0 <= test_correct <= n_test, n_test > 0")
+    if accuracy == accuracy and abs(accuracy - correct / n_test) > 1e-6:
+        raise ResultsError(f"{where}: test_accuracy = {accuracy!r} but test_correct / n_test "
+                           f"= {correct}/{n_test} = {correct / n_test:.6f}; expected them equal")
