@@ -149,7 +149,6 @@ def prepare(options: BenchOptions, progress: Callable[[str], None] | None = None
     from catsdogs.models import get_variant, resolve_weights
     from catsdogs.synthetic import is_synthetic
 
-    provenance.check_expected_tf()  # the env's named TF release, before anything else
     data_dir = resolve_data_dir(options, progress)
     _refuse_inside_data(options, data_dir)
     info = fetch.scan_dataset(data_dir, skip_bad=options.skip_bad_images)
@@ -181,6 +180,7 @@ def _environment(options: BenchOptions, weights_path: Any) -> dict[str, Any]:
     from catsdogs import provenance
     from catsdogs.models import mobilenet_base, weights_sha256
 
+    provenance.check_expected_tf()  # the env's named TF release, before anything is written
     environment = provenance.collect()
     if weights_path is not None:
         from tensorflow import keras
