@@ -1,7 +1,7 @@
 """Regression verdicts between two groups of result sets: identity first, then statistics.
 
 `catsdogs compare BASE CANDIDATE` is a CI gate. Per variant it first pairs runs by
-(variant, seed, configuration) and compares their histories exactly (`identity`); then
+(variant, seed, configuration) and compares their histories exactly (catsdogs.identity); then
 it judges test accuracy and step time with the rule of `catsdogs.stats` (regression,
 improvement, unchanged or inconclusive; docs/verdicts.md says it in plain words).
 Accuracy of a variant whose paired runs are identical is `identical`: no test needed.
@@ -25,18 +25,13 @@ from tabulate import tabulate
 
 from catsdogs import stats
 from catsdogs.errors import ResultsError, UsageError
+from catsdogs.identity import Identity, identity
 from catsdogs.report import SOURCE, check_comparable, load_result_sets, ok_runs, variant_order
 
 JSON_SCHEMA = "catsdogs-verdicts/1"
 ACCURACY, STEP = "test_accuracy", "step_time"
 #: Relative slack when checking runs.csv's step_time_ms against epochs.csv (float rounding).
 STEP_SLACK = 1e-9
-#: What must match for two runs to be the same experiment (besides variant and seed).
-CONFIG_KEYS = ("epochs", "batch_size", "image_size", "limit", "dataset_fingerprint",
-               "pretrained", "weights", "deterministic", "mixed_precision", "xla", "strategy",
-               "replicas", "n_train", "n_validation", "n_test")
-HISTORY_METRICS = ("loss", "accuracy", "val_loss", "val_accuracy")
-FINAL_METRICS = ("test_loss", "test_accuracy", "test_correct")
 #: Settings that may differ between sides but change what a step costs.
 _SETTINGS_NOTED = ("device", "gpu_name", "batch_size", "mixed_precision", "xla",
                    "deterministic", "strategy", "replicas")
@@ -45,10 +40,20 @@ _SETTINGS_NOTED = ("device", "gpu_name", "batch_size", "mixed_precision", "xla",
 # ---------------------------------------------------------------- one side
 
 
-def csv_line(runs: pd.DataFrame, index: Any) -> int:
-    """The line in its runs.csv of a row of the merged frame (header = line 1)."""
-    same = runs.index[runs[SOURCE] == runs.at[index, SOURCE]]
-    return int(list(same).index(index)) + 2
+#: Column added on load: a row's line in its runs.csv (header = line 1), for error messages.
+LINE = "csv_line"
+
+
+def with_lines(runs: pd.DataFrame) -> pd.DataFrame:
+    """`runs` (as merged by the loader) plus each row's line in its own runs.csv."""
+    if LINE in runs.columns:
+        return runs
+    return runs.assign(**{LINE: runs.groupby(SOURCE).cumcount() + 2})
+
+
+def where(run: pd.Series) -> str:
+    """'<set>/runs.csv line N': where a user finds the row."""
+    return f"{Path(run[SOURCE]) / 'runs.csv'} line {run[LINE]}"
 
 
 @dataclasses.dataclass
@@ -63,7 +68,7 @@ class Side:
     def load(cls, label: str, paths: Sequence[Path], *, allow_duplicates: bool = False
              ) -> Side:
         runs, epochs, _ = load_result_sets(list(paths))
-        side = cls(label, runs, epochs)
+        side = cls(label, with_lines(runs), epochs)
         side.check_step_times()
         if not allow_duplicates:
             side.check_duplicates()
@@ -71,7 +76,7 @@ class Side:
 
     @classmethod
     def from_frames(cls, label: str, runs: pd.DataFrame, epochs: pd.DataFrame) -> Side:
-        return cls(label, runs.reset_index(drop=True), epochs)
+        return cls(label, with_lines(runs), epochs)
 
     def ok(self, variant: str) -> pd.DataFrame:
         return ok_runs(self.runs[self.runs["variant"] == variant])
@@ -92,37 +97,34 @@ class Side:
         """One source of truth: runs.csv's step_time_ms is the median of all steps of
         epochs 2..N, so it must lie between the smallest and largest per-epoch median of
         those epochs in epochs.csv. Anything else means the files disagree: exit 2."""
-        for index, run in ok_runs(self.runs).iterrows():
+        for _, run in ok_runs(self.runs).iterrows():
             medians = self.step_medians(run)
             value = run["step_time_ms"]
-            where = f"{Path(run[SOURCE]) / 'runs.csv'} line {csv_line(self.runs, index)}"
             if pd.isna(value):
                 continue
             if not len(medians):
-                raise ResultsError(f"{where}: step_time_ms = {value!r} for run "
+                raise ResultsError(f"{where(run)}: step_time_ms = {value!r} for run "
                                    f"{run['run_id']}, but epochs.csv has no step times for it; "
                                    "expected its per-epoch step_ms_median rows")
             low, high = medians.min(), medians.max()
             if not low * (1 - STEP_SLACK) <= value <= high * (1 + STEP_SLACK):
-                raise ResultsError(f"{where}: step_time_ms = {value!r} for run {run['run_id']} "
-                                   f"disagrees with epochs.csv (its per-epoch medians span "
-                                   f"{low:.6g} to {high:.6g} ms); expected a value in that range")
+                raise ResultsError(f"{where(run)}: step_time_ms = {value!r} for run "
+                                   f"{run['run_id']} disagrees with epochs.csv (its per-epoch "
+                                   f"medians span {low:.6g} to {high:.6g} ms); expected a "
+                                   "value in that range")
 
     def check_duplicates(self) -> None:
         """Each (variant, seed) once per side: a seed counted twice fakes agreement."""
         ok = ok_runs(self.runs)
-        seen: dict[tuple[str, int], Any] = {}
-        for index, run in ok.iterrows():
+        seen: dict[tuple[str, int], pd.Series] = {}
+        for _, run in ok.iterrows():
             key = (run["variant"], int(run["seed"]))
             if key in seen:
-                first = seen[key]
                 raise ResultsError(
-                    f"{Path(run[SOURCE]) / 'runs.csv'} line {csv_line(self.runs, index)}: "
-                    f"{key[0]} seed {key[1]} is already on the {self.label} side "
-                    f"({Path(self.runs.at[first, SOURCE]) / 'runs.csv'} line "
-                    f"{csv_line(self.runs, first)}); expected each (variant, seed) once per "
-                    "side (pass --allow-duplicates to count both)")
-            seen[key] = index
+                    f"{where(run)}: {key[0]} seed {key[1]} is already on the {self.label} "
+                    f"side ({where(seen[key])}); expected each (variant, seed) once per side "
+                    "(pass --allow-duplicates to count both)")
+            seen[key] = run
 
     def info(self) -> dict[str, Any]:
         """Result sets and versions, for the header and the JSON."""
@@ -134,96 +136,6 @@ class Side:
 
 def _values(runs: pd.DataFrame, column: str) -> list[str]:
     return [str(v) for v in runs[column].dropna().unique() if str(v) != ""]
-
-
-# ---------------------------------------------------------------- identity
-
-
-@dataclasses.dataclass(frozen=True)
-class Identity:
-    """Whether paired runs trained bit for bit the same. status: identical, diverged,
-    unpaired (no run with the same seed and configuration on both sides) or unchecked
-    (a GPU run without --deterministic: no claim either way)."""
-
-    status: str
-    pairs: int
-    epoch: int | None = None  # None for a difference in the final test metrics
-    metric: str | None = None
-    base_value: float | None = None
-    candidate_value: float | None = None
-    seed: int | None = None
-
-    def text(self) -> str:
-        if self.status == "identical":
-            return f"identical ({self.pairs} paired seed{'s' * (self.pairs != 1)})"
-        if self.status == "diverged":
-            where = f"epoch {self.epoch}" if self.epoch is not None else "the test metrics"
-            return (f"diverged at {where} ({self.metric}, {self.base_value!r} -> "
-                    f"{self.candidate_value!r}; seed {self.seed})")
-        return self.status
-
-
-def _config(run: pd.Series) -> tuple:
-    return tuple(None if pd.isna(run[key]) else run[key] for key in CONFIG_KEYS)
-
-
-def _nondeterministic_gpu(run: pd.Series) -> bool:
-    return run["device"] == "gpu" and run["deterministic"] is not True
-
-
-def _same(a: Any, b: Any) -> bool:
-    return (pd.isna(a) and pd.isna(b)) or a == b
-
-
-def first_difference(base: Side, b_run: pd.Series, candidate: Side, c_run: pd.Series
-                     ) -> tuple[float, str, Any, Any] | None:
-    """(epoch, metric, base value, candidate value) of the first mismatch between two
-    runs' histories, then their final test metrics (epoch inf); None when all match."""
-    b_rows, c_rows = base.epoch_rows(b_run), candidate.epoch_rows(c_run)
-    b_by, c_by = b_rows.set_index("epoch"), c_rows.set_index("epoch")
-    for epoch in sorted(set(b_by.index) | set(c_by.index)):
-        if epoch not in b_by.index or epoch not in c_by.index:
-            missing = "base" if epoch not in b_by.index else "candidate"
-            return float(epoch), f"epoch missing on the {missing} side", None, None
-        for metric in HISTORY_METRICS:
-            if not _same(b_by.at[epoch, metric], c_by.at[epoch, metric]):
-                return float(epoch), metric, b_by.at[epoch, metric], c_by.at[epoch, metric]
-    for metric in FINAL_METRICS:
-        if not _same(b_run[metric], c_run[metric]):
-            return math.inf, metric, b_run[metric], c_run[metric]
-    return None
-
-
-def identity(variant: str, base: Side, candidate: Side) -> Identity:
-    """Pair ok runs by (seed, configuration) and compare them exactly (floats as written,
-    at full precision). One mismatch anywhere: diverged, at the earliest epoch."""
-    b_ok, c_ok = base.ok(variant), candidate.ok(variant)
-    c_by_key: dict[tuple, pd.Series] = {}
-    for _, run in c_ok.iterrows():
-        c_by_key.setdefault((int(run["seed"]), _config(run)), run)
-    pairs = [(b_run, c_by_key[key]) for _, b_run in b_ok.iterrows()
-             if (key := (int(b_run["seed"]), _config(b_run))) in c_by_key]
-    if not pairs:
-        return Identity("unpaired", 0)
-    if any(_nondeterministic_gpu(b) or _nondeterministic_gpu(c) for b, c in pairs):
-        return Identity("unchecked", len(pairs))
-    found = []
-    for b_run, c_run in pairs:
-        diff = first_difference(base, b_run, candidate, c_run)
-        if diff is not None:
-            found.append((diff[0], int(b_run["seed"]), diff))
-    if not found:
-        return Identity("identical", len(pairs))
-    epoch, seed, (_, metric, b_value, c_value) = min(found, key=lambda item: item[:2])
-    return Identity("diverged", len(pairs), None if math.isinf(epoch) else int(epoch), metric,
-                    _plain(b_value), _plain(c_value), seed)
-
-
-def _plain(value: Any) -> Any:
-    """numpy scalars to Python ones (JSON), NaN to None."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return None
-    return value.item() if hasattr(value, "item") else value
 
 
 # ---------------------------------------------------------------- verdicts

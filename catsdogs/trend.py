@@ -33,6 +33,7 @@ from catsdogs.compare import (
     step_estimate,
     thresholds,
     verdict_record,
+    with_lines,
 )
 from catsdogs.errors import UsageError
 from catsdogs.report import (
@@ -130,6 +131,7 @@ def build_trend(result_sets: Sequence[Path], *, alpha: float = 0.05, min_change:
     release unless allow_duplicates, then flagged), and compare neighbouring releases."""
     check_parameters(alpha, min_change, max_slowdown)
     runs, epochs, _ = load_result_sets(list(result_sets))
+    runs = with_lines(runs)
     markers = check_comparable(runs, allow_mixed)
     Side("all", runs, epochs).check_step_times()
     if ok_runs(runs).empty:
