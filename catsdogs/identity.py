@@ -47,7 +47,9 @@ class Identity:
             where = f"epoch {self.epoch}" if self.epoch is not None else "the test metrics"
             return (f"diverged at {where} ({self.metric}, {self.base_value!r} -> "
                     f"{self.candidate_value!r}; seed {self.seed})")
-        return self.status
+        if self.status == "unchecked":
+            return "not checked (GPU run without --deterministic)"
+        return "no paired runs (no seed with the same configuration on both sides)"
 
 
 def _config(run: pd.Series) -> tuple:

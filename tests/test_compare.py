@@ -162,6 +162,15 @@ def test_gpu_runs_without_deterministic_make_no_identity_claim(tmp_path):
     result = compare([gpu], [copy_result_set(gpu, tmp_path / "b")])
     assert result.results[0].identity.status == "unchecked"
     assert verdicts(result)[("baseline_cnn", "test_accuracy")] != "identical"
+    assert "not checked (GPU run without --deterministic)" in render_text(result)
+
+
+def test_sides_without_a_common_seed_are_not_paired(tmp_path):
+    a = write_result_set(tmp_path / "a", seeds=[0, 1, 2], variants=["baseline_cnn"])
+    b = write_result_set(tmp_path / "b", seeds=[3, 4, 5], variants=["baseline_cnn"], rng=4)
+    result = compare([a], [b])
+    assert result.results[0].identity.status == "unpaired"
+    assert verdicts(result)[("baseline_cnn", "test_accuracy")] in ("unchanged", "inconclusive")
 
 
 # ---------------------------------------------------------------- unusable input: exit 2

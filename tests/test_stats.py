@@ -177,6 +177,12 @@ def test_docs_table_of_smallest_detectable_changes_is_the_codes_output():
     assert block.group(1).strip() == detectable_markdown(stats.smallest_detectable_table())
 
 
+def test_the_docs_sentence_on_10_point_drops_at_3_seeds_holds():
+    """docs/verdicts.md: caught below a seed sd of about 2.5 points, not at 3."""
+    assert stats.smallest_detectable(3, seed_spread=2.5)[0] < 10
+    assert stats.smallest_detectable(3, seed_spread=3.0)[0] > 10
+
+
 def test_more_seeds_detect_smaller_changes():
     rows = stats.smallest_detectable_table((3, 5, 10))
     drops = [row["drop_pts_spread_0"] for row in rows]
