@@ -272,5 +272,9 @@ def trend_plot(trend: Trend, out: Path) -> list[Path]:
         axis.set_ylabel(ylabel)
         axis.grid(alpha=0.3)
     step_axis.legend(fontsize=8)
+    runs = pd.concat([release.side.runs for release in trend.releases])
+    seeds = ", ".join(str(seed) for seed in sorted(ok_runs(runs)["seed"].dropna().unique()))
+    figure.suptitle(f"{', '.join(runs['dataset'].dropna().unique())} data, "
+                    f"{', '.join(runs['device'].dropna().unique())}, seeds {seeds}", fontsize=9)
     return save_figure(figure, out, "trend")
 
