@@ -358,7 +358,8 @@ def verdict_record(item: MetricVerdict) -> dict[str, Any]:
         low, high = judgement.interval
         record.update({
             "change": metric.shown(item.difference.estimate),
-            "interval": [metric.shown(low), metric.shown(high)],
+            "interval": (None if math.isnan(low)
+                         else [metric.shown(low), metric.shown(high)]),
             "interval_level": judgement.interval_level, "p": item.difference.p,
             "df": None if math.isinf(item.difference.df) else item.difference.df,
             "detectable": (None if math.isnan(judgement.detectable)

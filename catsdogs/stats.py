@@ -185,7 +185,8 @@ def holm(p_values: Sequence[float]) -> list[float]:
 class Judgement:
     """The verdict on one difference and everything that explains it.
 
-    interval: the (1 - 2 alpha) interval (the TOST interval that decides `unchanged`).
+    interval: the (1 - 2 alpha) interval (the TOST interval that decides `unchanged`);
+    NaN with one seed on a side, where the spread over seeds is unknown.
     detectable: the smallest |change| this comparison could have flagged: the larger of
     the threshold and the critical value t_{1 - alpha/(2K)} se of Holm's strictest step.
     seeds_needed: for `inconclusive`, seeds per side that would settle it (None: more
@@ -257,7 +258,8 @@ def judge(base: SideEstimate, candidate: SideEstimate, diff: Difference, p_adjus
                   f"{level:.0%} interval {describe(low)} to {describe(high)}")
     if min(base.n, candidate.n) < MIN_SEEDS:
         side = "base" if base.n < MIN_SEEDS else "candidate"
-        return Judgement("inconclusive", p_adjusted, (low, high), level, math.nan, None,
+        return Judgement("inconclusive", p_adjusted, (math.nan, math.nan), level, math.nan,
+                         None,
                          (f"one {side} seed: the spread over seeds is unknown; run at least "
                           f"{MIN_SEEDS} seeds per side (3 or more recommended)",))
     verdict = flagged(diff.estimate, p_adjusted, threshold=threshold, alpha=alpha,

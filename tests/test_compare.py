@@ -121,6 +121,8 @@ def test_the_committed_real_set_against_itself_exits_0_without_same(capsys):
     result = compare([REAL_SET], [REAL_SET])
     assert set(verdicts(result).values()) <= {"inconclusive", "unchanged", "identical"}
     assert verdicts(result)[("baseline_cnn", "test_accuracy")] == "identical"
+    (step,) = [m for m in result.verdicts() if m.metric == "step_time"]
+    assert "spread over seeds is unknown" in step.reasons[0]
 
 
 # ---------------------------------------------------------------- identity
