@@ -25,7 +25,7 @@ from tabulate import tabulate
 
 from catsdogs import stats
 from catsdogs.errors import ResultsError, UsageError
-from catsdogs.identity import Identity, identity
+from catsdogs.identity import Identity, identity, seed_pairs
 from catsdogs.report import SOURCE, check_comparable, load_result_sets, ok_runs, variant_order
 
 JSON_SCHEMA = "catsdogs-verdicts/1"
@@ -169,8 +169,10 @@ class MetricVerdict:
     metric: str
     base: stats.SideEstimate | None
     candidate: stats.SideEstimate | None
-    difference: stats.Difference | None
+    contrast: stats.Contrast | None
     threshold: float
+    difference: stats.Difference | None = None
+    notes: list[str] = dataclasses.field(default_factory=list)  # why this analysis
     verdict: str = ""
     reasons: list[str] = dataclasses.field(default_factory=list)
     p_adjusted: float | None = None
@@ -216,12 +218,16 @@ def thresholds(min_change: float, max_slowdown: float) -> dict[str, float]:
     return {ACCURACY: min_change, STEP: math.log1p(max_slowdown / 100)}
 
 
+def _accuracy_side(runs: pd.DataFrame) -> stats.SideEstimate | None:
+    runs = runs.dropna(subset=["test_correct", "n_test"])
+    if runs.empty:
+        return None
+    return stats.accuracy_side(runs["test_correct"].astype(int), runs["n_test"].astype(int))
+
+
 def accuracy_estimate(side: Side, variant: str) -> stats.SideEstimate | None:
     """The variant's ok runs as an accuracy side (None without any)."""
-    ok = side.ok(variant).dropna(subset=["test_correct", "n_test"])
-    if ok.empty:
-        return None
-    return stats.accuracy_side(ok["test_correct"].astype(int), ok["n_test"].astype(int))
+    return _accuracy_side(side.ok(variant))
 
 
 def step_estimate(side: Side, variant: str) -> stats.SideEstimate | None:
@@ -230,25 +236,73 @@ def step_estimate(side: Side, variant: str) -> stats.SideEstimate | None:
     return stats.step_side(samples) if samples else None
 
 
+def _scored(run: pd.Series) -> bool:
+    return not (pd.isna(run["test_correct"]) or pd.isna(run["n_test"]))
+
+
+def _has_duplicate_seed(side: Side, variant: str) -> bool:
+    return bool(side.ok(variant)["seed"].duplicated().any())
+
+
+def accuracy_contrast(variant: str, base: Side, candidate: Side) -> MetricVerdict:
+    """Accuracy paired by seed when at least MIN_SEEDS seeds ran in the same configuration
+    on both sides (stats.paired_accuracy says why pairing is sound; the means shown are
+    then over the paired runs), else unpaired over all ok runs. The notes say which and
+    why; seeds on one side only are named as left out of a paired analysis."""
+    b_all, c_all = accuracy_estimate(base, variant), accuracy_estimate(candidate, variant)
+    pairs = [(b, c) for b, c in seed_pairs(variant, base, candidate) if _scored(b) and _scored(c)]
+    duplicated = _has_duplicate_seed(base, variant) or _has_duplicate_seed(candidate, variant)
+    item = MetricVerdict(variant, ACCURACY, b_all, c_all, None, 0.0)
+    if b_all is None or c_all is None:
+        return item
+    if len(pairs) >= stats.MIN_SEEDS and not duplicated:
+        b_runs = pd.DataFrame([b for b, _ in pairs])
+        c_runs = pd.DataFrame([c for _, c in pairs])
+        item.contrast = stats.paired_accuracy(
+            b_runs["test_correct"].astype(int), b_runs["n_test"].astype(int),
+            c_runs["test_correct"].astype(int), c_runs["n_test"].astype(int))
+        item.base, item.candidate = _accuracy_side(b_runs), _accuracy_side(c_runs)
+        left_out = b_all.n + c_all.n - 2 * len(pairs)
+        if left_out:
+            item.notes.append(f"{left_out} run(s) without a partner seed on the other side "
+                              "left out of the paired analysis")
+        return item
+    item.contrast = stats.unpaired(b_all, c_all)
+    item.notes.append(
+        "unpaired: a seed appears twice on one side (--allow-duplicates)" if duplicated
+        else f"unpaired: {len(pairs)} seed(s) ran in the same configuration on both sides, "
+             f"{stats.MIN_SEEDS} needed to pair by seed")
+    return item
+
+
+def step_contrast(variant: str, base: Side, candidate: Side) -> MetricVerdict:
+    """Step time, always unpaired: it varies with the machine's load while a run lasts,
+    not with the seed, so pairing by seed would cancel nothing and halve the degrees of
+    freedom."""
+    b, c = step_estimate(base, variant), step_estimate(candidate, variant)
+    contrast = stats.unpaired(b, c) if b is not None and c is not None else None
+    return MetricVerdict(variant, STEP, b, c, contrast, 0.0)
+
+
 def assess(variant: str, base: Side, candidate: Side, limits: dict[str, float]
            ) -> VariantResult:
-    """Identity, then the two metrics' differences; verdicts come later, in `decide`,
-    once every test of the family is known (Holm needs them all)."""
+    """Identity, then the two metrics' contrasts and tests; verdicts come later, in
+    `decide`, once every test of the family is known (Holm needs them all)."""
     ident = identity(variant, base, candidate)
     metrics = []
-    for name, estimate in ((ACCURACY, accuracy_estimate), (STEP, step_estimate)):
-        b, c = estimate(base, variant), estimate(candidate, variant)
-        item = MetricVerdict(variant, name, b, c, None, limits[name])
-        if name == ACCURACY and ident.status == "identical":
+    for build in (accuracy_contrast, step_contrast):
+        item = build(variant, base, candidate)
+        item.threshold = limits[item.metric]
+        if item.metric == ACCURACY and ident.status == "identical":
             item.verdict = "identical"
             item.reasons = [f"{ident.text()}: every paired run matched exactly, epoch by epoch, "
                             "so accuracy cannot have regressed (no test needed)"]
-        elif b is None or c is None:
+        elif item.contrast is None:
             item.verdict = "inconclusive"
-            item.reasons = [f"no {name.replace('_', ' ')} on the "
-                            f"{'base' if b is None else 'candidate'} side"]
+            item.reasons = [f"no {item.metric.replace('_', ' ')} on the "
+                            f"{'base' if item.base is None else 'candidate'} side"]
         else:
-            item.difference = stats.difference(b, c)
+            item.difference = stats.difference(item.contrast)
         metrics.append(item)
     return VariantResult(variant, ident, metrics)
 
@@ -258,11 +312,12 @@ def decide(results: Sequence[VariantResult], alpha: float) -> int:
     tested = [m for result in results for m in result.metrics if m.difference is not None]
     for item, p_adjusted in zip(tested, stats.holm([m.difference.p for m in tested])):
         metric = METRICS[item.metric]
-        judgement = stats.judge(item.base, item.candidate, item.difference, p_adjusted,
+        judgement = stats.judge(item.contrast, item.difference, p_adjusted,
                                 threshold=item.threshold, alpha=alpha, tests=len(tested),
                                 worse_when=metric.worse_when, describe=metric.describe)
         item.p_adjusted, item.judgement = p_adjusted, judgement
-        item.verdict, item.reasons = judgement.verdict, list(judgement.reasons)
+        item.verdict = judgement.verdict
+        item.reasons = list(judgement.reasons) + item.notes
     return len(tested)
 
 
@@ -350,6 +405,9 @@ def verdict_record(item: MetricVerdict) -> dict[str, Any]:
         "n_candidate": item.candidate.n if item.candidate else 0,
         "base_estimate": metric.shown(item.base.mean) if item.base else None,
         "candidate_estimate": metric.shown(item.candidate.mean) if item.candidate else None,
+        "analysis": item.contrast.analysis if item.difference else None,
+        "n_pairs": (item.contrast.n if item.difference
+                    and item.contrast.analysis == stats.PAIRED else 0),
         "change": None, "interval": None, "interval_level": None, "p": None,
         "p_adjusted": item.p_adjusted, "df": None,
         "threshold": metric.shown(item.threshold), "detectable": None,
@@ -416,13 +474,17 @@ def render_text(comparison: Comparison, fmt: str = "github") -> str:
 
 def detectable_markdown(rows: Sequence[dict[str, float]]) -> str:
     """stats.smallest_detectable_table as the Markdown table in docs/verdicts.md."""
+    paired_spread = f"{stats.TABLE_DROP_SPREAD:g}"
+    accuracy = {"drop_pts_paired_spread_0": "drop, paired, drops agree (pts)",
+                f"drop_pts_paired_spread_{paired_spread}":
+                    f"drop, paired, drop sd {paired_spread} pts (pts)",
+                "drop_pts_unpaired_spread_0": "drop, unpaired, seeds agree (pts)",
+                "drop_pts_unpaired_spread_binomial": "drop, unpaired, seed sd = binomial sd (pts)"}
     step_keys = [key for key in rows[0] if key.startswith("slowdown_pct_spread_")]
-    headers = (["seeds per side", "accuracy drop, seeds agree (pts)",
-                "accuracy drop, seed sd = binomial sd (pts)"]
+    headers = (["seeds per side"] + list(accuracy.values())
                + [f"slowdown, run-to-run sd {float(key.rsplit('_', 1)[1]):.0%}"
                   for key in step_keys])
-    table = [[str(int(row["seeds"])), f"{row['drop_pts_spread_0']:.1f}",
-              f"{row['drop_pts_spread_binomial']:.1f}"]
+    table = [[str(int(row["seeds"]))] + [f"{row[key]:.1f}" for key in accuracy]
              + [f"{row[key]:.0f}%" for key in step_keys] for row in rows]
     return tabulate(table, headers=headers, tablefmt="github", disable_numparse=True)
 

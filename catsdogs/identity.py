@@ -86,15 +86,21 @@ def first_difference(base: Side, b_run: pd.Series, candidate: Side, c_run: pd.Se
     return None
 
 
+def seed_pairs(variant: str, base: Side, candidate: Side) -> list[tuple[pd.Series, pd.Series]]:
+    """The variant's ok runs paired by (seed, configuration): same seed and settings mean
+    the same initial weights, data order and test images on both sides. A candidate seed
+    recorded twice pairs once (its first run)."""
+    c_by_key: dict[tuple, pd.Series] = {}
+    for _, run in candidate.ok(variant).iterrows():
+        c_by_key.setdefault((int(run["seed"]), _config(run)), run)
+    return [(b_run, c_by_key[key]) for _, b_run in base.ok(variant).iterrows()
+            if (key := (int(b_run["seed"]), _config(b_run))) in c_by_key]
+
+
 def identity(variant: str, base: Side, candidate: Side) -> Identity:
     """Pair ok runs by (seed, configuration) and compare them exactly (floats as written,
     at full precision). One mismatch anywhere: diverged, at the earliest epoch."""
-    b_ok, c_ok = base.ok(variant), candidate.ok(variant)
-    c_by_key: dict[tuple, pd.Series] = {}
-    for _, run in c_ok.iterrows():
-        c_by_key.setdefault((int(run["seed"]), _config(run)), run)
-    pairs = [(b_run, c_by_key[key]) for _, b_run in b_ok.iterrows()
-             if (key := (int(b_run["seed"]), _config(b_run))) in c_by_key]
+    pairs = seed_pairs(variant, base, candidate)
     if not pairs:
         return Identity("unpaired", 0)
     if any(_nondeterministic_gpu(b) or _nondeterministic_gpu(c) for b, c in pairs):
