@@ -2,8 +2,9 @@
 
 `catsdogs compare BASE CANDIDATE` is a CI gate. Per variant it first pairs runs by
 (variant, seed, configuration) and compares their histories exactly (catsdogs.identity); then
-it judges test accuracy and step time with the rule of `catsdogs.stats` (regression,
-improvement, unchanged or inconclusive; docs/verdicts.md says it in plain words).
+it judges test accuracy (paired by seed when both sides hold the same seeds) and step
+time (unpaired) with the rule of `catsdogs.stats` (regression, improvement, unchanged or
+inconclusive; docs/verdicts.md says it in plain words). Sides load in catsdogs.sides.
 Accuracy of a variant whose paired runs are identical is `identical`: no test needed.
 
 This module loads, checks and decides, returning dataclasses; `render_text` and
@@ -19,123 +20,20 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 from tabulate import tabulate
 
 from catsdogs import stats
-from catsdogs.errors import ResultsError, UsageError
+from catsdogs.errors import UsageError
 from catsdogs.identity import Identity, identity, seed_pairs
-from catsdogs.report import SOURCE, check_comparable, load_result_sets, ok_runs, variant_order
+from catsdogs.report import check_comparable, variant_order
+from catsdogs.sides import Side, column_values
 
 JSON_SCHEMA = "catsdogs-verdicts/1"
 ACCURACY, STEP = "test_accuracy", "step_time"
-#: Relative slack when checking runs.csv's step_time_ms against epochs.csv (float rounding).
-STEP_SLACK = 1e-9
 #: Settings that may differ between sides but change what a step costs.
 _SETTINGS_NOTED = ("device", "gpu_name", "batch_size", "mixed_precision", "xla",
                    "deterministic", "strategy", "replicas")
-
-
-# ---------------------------------------------------------------- one side
-
-
-#: Column added on load: a row's line in its runs.csv (header = line 1), for error messages.
-LINE = "csv_line"
-
-
-def with_lines(runs: pd.DataFrame) -> pd.DataFrame:
-    """`runs` (as merged by the loader) plus each row's line in its own runs.csv."""
-    if LINE in runs.columns:
-        return runs
-    return runs.assign(**{LINE: runs.groupby(SOURCE).cumcount() + 2})
-
-
-def where(run: pd.Series) -> str:
-    """'<set>/runs.csv line N': where a user finds the row."""
-    return f"{Path(run[SOURCE]) / 'runs.csv'} line {run[LINE]}"
-
-
-@dataclasses.dataclass
-class Side:
-    """The runs of one side (one or more result sets, e.g. shards), checked on load."""
-
-    label: str
-    runs: pd.DataFrame
-    epochs: pd.DataFrame
-
-    @classmethod
-    def load(cls, label: str, paths: Sequence[Path], *, allow_duplicates: bool = False
-             ) -> Side:
-        runs, epochs, _ = load_result_sets(list(paths))
-        side = cls(label, with_lines(runs), epochs)
-        side.check_step_times()
-        if not allow_duplicates:
-            side.check_duplicates()
-        return side
-
-    @classmethod
-    def from_frames(cls, label: str, runs: pd.DataFrame, epochs: pd.DataFrame) -> Side:
-        return cls(label, with_lines(runs), epochs)
-
-    def ok(self, variant: str) -> pd.DataFrame:
-        return ok_runs(self.runs[self.runs["variant"] == variant])
-
-    def epoch_rows(self, run: pd.Series) -> pd.DataFrame:
-        rows = self.epochs[(self.epochs[SOURCE] == run[SOURCE])
-                           & (self.epochs["run_id"] == run["run_id"])]
-        return rows.sort_values("epoch")
-
-    def step_medians(self, run: pd.Series) -> np.ndarray:
-        """The run's per-epoch median step times from epoch 2 on (epoch 1 holds tracing
-        and autotuning), or all epochs when it has only one: what the verdict uses."""
-        rows = self.epoch_rows(run).dropna(subset=["step_ms_median"])
-        later = rows[rows["epoch"] >= 2]
-        return (later if len(later) else rows)["step_ms_median"].to_numpy(float)
-
-    def check_step_times(self) -> None:
-        """One source of truth: runs.csv's step_time_ms is the median of all steps of
-        epochs 2..N, so it must lie between the smallest and largest per-epoch median of
-        those epochs in epochs.csv. Anything else means the files disagree: exit 2."""
-        for _, run in ok_runs(self.runs).iterrows():
-            medians = self.step_medians(run)
-            value = run["step_time_ms"]
-            if pd.isna(value):
-                continue
-            if not len(medians):
-                raise ResultsError(f"{where(run)}: step_time_ms = {value!r} for run "
-                                   f"{run['run_id']}, but epochs.csv has no step times for it; "
-                                   "expected its per-epoch step_ms_median rows")
-            low, high = medians.min(), medians.max()
-            if not low * (1 - STEP_SLACK) <= value <= high * (1 + STEP_SLACK):
-                raise ResultsError(f"{where(run)}: step_time_ms = {value!r} for run "
-                                   f"{run['run_id']} disagrees with epochs.csv (its per-epoch "
-                                   f"medians span {low:.6g} to {high:.6g} ms); expected a "
-                                   "value in that range")
-
-    def check_duplicates(self) -> None:
-        """Each (variant, seed) once per side: a seed counted twice fakes agreement."""
-        ok = ok_runs(self.runs)
-        seen: dict[tuple[str, int], pd.Series] = {}
-        for _, run in ok.iterrows():
-            key = (run["variant"], int(run["seed"]))
-            if key in seen:
-                raise ResultsError(
-                    f"{where(run)}: {key[0]} seed {key[1]} is already on the {self.label} "
-                    f"side ({where(seen[key])}); expected each (variant, seed) once per side "
-                    "(pass --allow-duplicates to count both)")
-            seen[key] = run
-
-    def info(self) -> dict[str, Any]:
-        """Result sets and versions, for the header and the JSON."""
-        return {"result_sets": list(dict.fromkeys(self.runs["result_set"].dropna())),
-                "tf_versions": _values(self.runs, "tf_version"),
-                "keras_versions": _values(self.runs, "keras_version"),
-                "devices": _values(self.runs, "device")}
-
-
-def _values(runs: pd.DataFrame, column: str) -> list[str]:
-    return [str(v) for v in runs[column].dropna().unique() if str(v) != ""]
 
 
 # ---------------------------------------------------------------- verdicts
@@ -380,8 +278,8 @@ def _setting_notes(base: Side, candidate: Side) -> list[str]:
     compares them too."""
     notes = []
     for column in _SETTINGS_NOTED:
-        b = ", ".join(_values(base.runs, column)) or "unknown"
-        c = ", ".join(_values(candidate.runs, column)) or "unknown"
+        b = ", ".join(column_values(base.runs, column)) or "unknown"
+        c = ", ".join(column_values(candidate.runs, column)) or "unknown"
         if b != c:
             notes.append(f"note: {column} differs (base {b}, candidate {c}); step times "
                          "compare that too")

@@ -24,7 +24,6 @@ from catsdogs.compare import (
     ACCURACY,
     JSON_SCHEMA,
     STEP,
-    Side,
     VariantResult,
     accuracy_estimate,
     assess,
@@ -33,7 +32,6 @@ from catsdogs.compare import (
     step_estimate,
     thresholds,
     verdict_record,
-    with_lines,
 )
 from catsdogs.errors import UsageError
 from catsdogs.report import (
@@ -44,6 +42,7 @@ from catsdogs.report import (
     save_figure,
     variant_order,
 )
+from catsdogs.sides import Side, with_lines
 
 
 def version_key(version: str) -> tuple:
