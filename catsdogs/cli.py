@@ -4,7 +4,7 @@
     catsdogs run      train the variant x seed matrix into a new result set
     catsdogs report   tables and plots from result sets
     catsdogs compare  regression verdicts between two groups of result sets
-    catsdogs trend    accuracy and step time across TensorFlow versions
+    catsdogs trend    accuracy and step time across TensorFlow releases, and where they changed
     catsdogs speed    input-pipeline and epoch-time ratios against the post's pipeline
 
 Bad input is one line on stderr and exit status 2 (`--debug` shows the traceback).
@@ -120,20 +120,37 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from catsdogs.compare import compare_sets
+    from catsdogs import compare
 
-    text, code = compare_sets([Path(p) for p in args.base], [Path(p) for p in args.candidate],
-                              alpha=args.alpha, max_slowdown=args.max_slowdown,
-                              allow_mixed=args.allow_mixed)
-    print(text)
-    return code
+    json_path = Path(args.json) if args.json else None
+    compare.check_json_path(json_path)
+    result = compare.compare([Path(p) for p in args.base], [Path(p) for p in args.candidate],
+                             alpha=args.alpha, min_change=args.min_change,
+                             max_slowdown=args.max_slowdown, allow_mixed=args.allow_mixed,
+                             allow_duplicates=args.allow_duplicates)
+    if json_path:
+        compare.write_json(json_path, compare.to_json(result, strict=args.strict))
+    print(compare.render_text(result, args.format))
+    return result.exit_code(strict=args.strict)
 
 
 def cmd_trend(args: argparse.Namespace) -> int:
-    from catsdogs.compare import trend
+    from catsdogs import trend
+    from catsdogs.compare import check_json_path, write_json
+    from catsdogs.report import output_dir
 
-    print(trend([Path(p) for p in args.result_sets], out=Path(args.out) if args.out else None,
-                allow_mixed=args.allow_mixed))
+    json_path = Path(args.json) if args.json else None
+    check_json_path(json_path)
+    paths = [Path(p) for p in args.result_sets]
+    built = trend.build_trend(paths, alpha=args.alpha, min_change=args.min_change,
+                              max_slowdown=args.max_slowdown, allow_mixed=args.allow_mixed,
+                              allow_duplicates=args.allow_duplicates)
+    if json_path:
+        write_json(json_path, trend.to_json(built))
+    folder = output_dir(Path(args.out) if args.out else None, paths)
+    written = trend.trend_plot(built, folder)
+    print(trend.render_text(built, args.format))
+    print(f"wrote into {folder}: " + ", ".join(path.name for path in written))
     return 0
 
 
@@ -167,6 +184,25 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> None:  # type: ignore[override]
         raise UsageError(f"{self.prog}: {message}")
+
+
+def _verdict_options(parser: argparse.ArgumentParser) -> None:
+    """The options compare and trend share: one rule, defined once (docs/verdicts.md)."""
+    parser.add_argument("--alpha", type=_float_in(0.0001, 0.49, "--alpha"), default=0.05,
+                        help="family-wise false-alarm rate, Holm-corrected (default: 0.05)")
+    parser.add_argument("--min-change", type=_float_in(0, 99, "--min-change"), default=1.0,
+                        help="test-accuracy change, in points, that counts (default: 1)")
+    parser.add_argument("--max-slowdown", type=_float_in(0, 1000, "--max-slowdown"),
+                        default=10.0, help="step-time growth, in percent, that counts as a "
+                        "regression (default: 10)")
+    parser.add_argument("--format", choices=("github", "plain"), default="github",
+                        help="table style (default: github)")
+    parser.add_argument("--json", metavar="PATH", help="also write the verdicts as JSON "
+                        "(schema in docs/verdicts.md)")
+    parser.add_argument("--allow-mixed", action="store_true",
+                        help="combine non-comparable rows, marked as such")
+    parser.add_argument("--allow-duplicates", action="store_true",
+                        help="accept a (variant, seed) twice on one side or release, flagged")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -206,20 +242,16 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("base", nargs="+", metavar="BASE",
                          help="result set(s) of the base; separate groups with --candidate")
     compare.add_argument("--candidate", nargs="+", required=True, metavar="RESULT_SET")
-    compare.add_argument("--alpha", type=_float_in(0.0001, 0.5, "--alpha"), default=0.05,
-                         help="significance level (default: 0.05)")
-    compare.add_argument("--max-slowdown", type=_float_in(0, 1000, "--max-slowdown"),
-                         default=10.0, help="step-time growth, in percent, that counts as a "
-                         "regression (default: 10)")
-    compare.add_argument("--allow-mixed", action="store_true")
+    _verdict_options(compare)
+    compare.add_argument("--strict", action="store_true",
+                         help="exit 3 when any verdict is inconclusive (default: exit 0)")
     compare.set_defaults(func=cmd_compare)
 
     trend = sub.add_parser("trend", help="accuracy and step time across TF versions")
     trend.add_argument("result_sets", nargs="+", metavar="RESULT_SET")
     trend.add_argument("--out", metavar="DIR", help="where trend.png/.pdf go "
                        "(default: the first result set)")
-    trend.add_argument("--allow-mixed", action="store_true",
-                       help="combine non-comparable rows, marked as such")
+    _verdict_options(trend)
     trend.set_defaults(func=cmd_trend)
     return parser
 
@@ -229,11 +261,15 @@ def _split_compare_args(argv: list[str]) -> list[str]:
     into `compare BASE --candidate CANDIDATE`; groups use `--candidate` explicitly."""
     if len(argv) >= 3 and argv[0] == "compare" and "--candidate" not in argv:
         positionals = [i for i, arg in enumerate(argv[1:], 1) if not arg.startswith("-")
-                       and argv[i - 1] not in ("--alpha", "--max-slowdown")]
+                       and argv[i - 1] not in _VALUED_VERDICT_OPTIONS]
         if len(positionals) == 2:
             argv = list(argv)
             argv.insert(positionals[1], "--candidate")
     return argv
+
+
+#: compare's options that take a value (so that value is not mistaken for a result set).
+_VALUED_VERDICT_OPTIONS = ("--alpha", "--min-change", "--max-slowdown", "--format", "--json")
 
 
 def main(argv: list[str] | None = None) -> int:

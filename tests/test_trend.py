@@ -1,0 +1,95 @@
+"""`catsdogs trend`: releases in version order, the first release that changed, numerics
+changes and duplicate seeds. Result sets are TEST DATA written through the real writer;
+newer "releases" are copies of an older set with known changes and another tf_version."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from resultsets import copy_result_set, write_result_set
+from test_compare import copy_editing
+
+from catsdogs.cli import main
+from catsdogs.models import VARIANTS
+from catsdogs.trend import build_trend, render_text, version_key
+
+
+@pytest.fixture(scope="module")
+def oldest(tmp_path_factory) -> Path:
+    return write_result_set(tmp_path_factory.mktemp("old"), tf_version="2.19.0",
+                            accuracy_std=0.02, step_noise=0.05, run_noise=0.03, rng=20)
+
+
+def test_version_order_is_numeric():
+    versions = ["2.21.0", "2.9.0", "2.16.2", "2.21.0rc1", "nightly"]
+    assert sorted(versions, key=version_key) == ["2.9.0", "2.16.2", "2.21.0rc1", "2.21.0",
+                                                 "nightly"]
+
+
+def test_one_release_says_no_trend(oldest, tmp_path, capsys):
+    assert main(["trend", str(oldest), "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "one release (TF 2.19.0): no trend" in out
+    assert (tmp_path / "trend.png").stat().st_size > 1000 and (tmp_path / "trend.pdf").exists()
+
+
+def test_releases_in_version_order_and_the_first_that_changed(oldest, tmp_path):
+    """2.19.0 -> 2.20.0 (the same runs: identical) -> 2.21.0 (augmented_cnn twice as
+    slow): the step is at 2.21.0, for augmented_cnn's step time only."""
+    same = copy_result_set(oldest, tmp_path / "a", tf_version="2.20.0")
+    slower = copy_result_set(same, tmp_path / "b", tf_version="2.21.0", step_scale=2.0,
+                             variants=["augmented_cnn"])
+    built = build_trend([slower, oldest, same])  # out of order on purpose
+    assert [r.version for r in built.releases] == ["2.19.0", "2.20.0", "2.21.0"]
+    assert built.first_change("augmented_cnn") == ("2.21.0", ["step time regression"])
+    for variant in VARIANTS:
+        if variant != "augmented_cnn":
+            assert built.first_change(variant) is None
+        assert built.numerics_changed(variant) == []
+    text = render_text(built)
+    assert "augmented_cnn: first change at TF 2.21.0 (step time regression)" in text
+    assert "releases in order: 2.19.0 < 2.20.0 < 2.21.0" in text
+
+
+def test_a_release_that_changed_numerics_is_marked(oldest, tmp_path):
+    def nudge(row, epochs):
+        row["tf_version"] = "2.20.0"
+        if row["variant"] == "baseline_cnn" and row["seed"] == "0":
+            epochs[2]["loss"] = repr(float(epochs[2]["loss"]) * 1.001)
+
+    newer = copy_editing(oldest, tmp_path, nudge)
+    built = build_trend([oldest, newer])
+    (marked,) = built.numerics_changed("baseline_cnn")
+    assert marked.startswith("2.20.0 (diverged at epoch 3 (loss, ")
+    assert built.numerics_changed("augmented_cnn") == []
+
+
+def test_a_seed_twice_in_one_release_is_refused_or_flagged(tmp_path, capsys):
+    a = write_result_set(tmp_path / "a", seeds=[0, 1], variants=["baseline_cnn"], rng=1)
+    b = write_result_set(tmp_path / "b", seeds=[1, 2], variants=["baseline_cnn"], rng=2)
+    assert main(["trend", str(a), str(b), "--out", str(tmp_path)]) == 2
+    assert "baseline_cnn seed 1 is already" in capsys.readouterr().err
+    json_path = tmp_path / "trend.json"
+    assert main(["trend", str(a), str(b), "--allow-duplicates", "--out", str(tmp_path),
+                 "--json", str(json_path)]) == 0
+    out = capsys.readouterr().out
+    assert "4 DUPLICATE" in out and "baseline_cnn seed 1 x2 in TF 2.21.0" in out
+    document = json.loads(json_path.read_text())
+    assert document["duplicates"] == [{"variant": "baseline_cnn", "seed": 1, "count": 2,
+                                       "version": "2.21.0"}]
+
+
+def test_trend_json_carries_each_neighbour_comparison(oldest, tmp_path):
+    newer = copy_result_set(oldest, tmp_path / "a", tf_version="2.20.0", step_scale=2.0)
+    path = tmp_path / "trend.json"
+    assert main(["trend", str(oldest), str(newer), "--out", str(tmp_path),
+                 "--json", str(path)]) == 0
+    document = json.loads(path.read_text())
+    assert document["command"] == "trend" and document["releases"] == ["2.19.0", "2.20.0"]
+    assert len(document["verdicts"]) == 2 * len(VARIANTS)
+    for record in document["verdicts"]:
+        assert record["base"]["tf_versions"] == ["2.19.0"]
+        assert record["candidate"]["tf_versions"] == ["2.20.0"]
+    assert document["first_change"] == {variant: "2.20.0" for variant in VARIANTS}
