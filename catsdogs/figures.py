@@ -48,9 +48,14 @@ def save_figure(figure: Any, out: Path, stem: str) -> list[Path]:
 
 
 def titled(figure: Any, what: str, runs: pd.DataFrame) -> None:
-    """Title = what the figure shows; subtitle = data scope; then every warning."""
+    """Title = what the figure shows; subtitle = data scope; then every warning, each
+    wrapped to the figure's width so no word is cut off at the edge."""
+    import textwrap
+
+    width = int(figure.get_figwidth() * 15)  # characters of 8.5 pt text per inch, about
     lines = [what, scope_line(runs)] + [f"⚠ {text}" for text in warnings(runs)]
-    figure.suptitle("\n".join(lines), fontsize=8.5, ha="center")
+    figure.suptitle("\n".join(textwrap.fill(line, width) for line in lines), fontsize=8.5,
+                    ha="center")
 
 
 def _chance_line(axis: Any) -> None:

@@ -27,6 +27,8 @@ table { border-collapse: collapse; margin: 0.5rem 0; font-size: 0.9rem; }
 th, td { border-bottom: 1px solid #bbb; padding: 0.25rem 0.6rem; }
 td:not(:first-child), th:not(:first-child) { text-align: right;
        font-variant-numeric: tabular-nums; }
+td:not(:first-child) { white-space: nowrap; }
+.scroll { overflow-x: auto; }
 .warning { border-left: 0.4rem solid #D55E00; background: #fff3e8; padding: 0.4rem 0.8rem;
            margin: 0.3rem 0; }
 figure { margin: 1rem 0; } figure img { max-width: 100%; border: 1px solid #ddd; }
@@ -40,8 +42,8 @@ def _table(display: pd.DataFrame) -> str:
     head = "".join(f"<th>{escape(str(column))}</th>" for column in display.columns)
     rows = ["<tr>" + "".join(f"<td>{escape(str(cell))}</td>" for cell in row) + "</tr>"
             for row in display.itertuples(index=False)]
-    return (f'<table id="summary"><thead><tr>{head}</tr></thead>'
-            f"<tbody>{''.join(rows)}</tbody></table>")
+    return (f'<div class="scroll"><table id="summary"><thead><tr>{head}</tr></thead>'
+            f"<tbody>{''.join(rows)}</tbody></table></div>")
 
 
 def _figure(stem: str, what: str) -> str:

@@ -171,9 +171,10 @@ def left_out(runs: pd.DataFrame) -> list[str]:
 
 
 def number(value: Any, digits: int = 1, sign: bool = False) -> str:
+    """A rounded number as people read it, with a true minus sign (U+2212)."""
     if _missing(value):
         return ""
-    return f"{value:+.{digits}f}" if sign else f"{value:.{digits}f}"
+    return (f"{value:+.{digits}f}" if sign else f"{value:.{digits}f}").replace("-", "−")
 
 
 def mean_ci(row: dict[str, Any], key: str, sign: bool = False) -> str:

@@ -1,4 +1,4 @@
-"""Real outside programs the report tests drive (pdflatex, Chromium): found, or why not.
+"""Real outside programs the report tests drive (pdflatex, pdftotext, Chromium): found, or why not.
 
 Locally a missing program skips the test (say which Debian package brings it); in CI
 (the CI variable is set, as .ci/run's environment has it) it fails, because CI installs
@@ -14,7 +14,7 @@ import pytest
 
 #: program -> the Debian package(s) .ci/run installs for it.
 PACKAGES = {"pdflatex": "texlive-latex-base texlive-latex-recommended texlive-science",
-            "chromium": "chromium"}
+            "chromium": "chromium", "pdftotext": "poppler-utils"}
 
 
 def require(program: str) -> str:
