@@ -127,7 +127,8 @@ def cmd_report(args: argparse.Namespace) -> int:
                         out=Path(args.out) if args.out else None, allow_mixed=args.allow_mixed,
                         data_dir=Path(args.data_dir) if args.data_dir else None,
                         columns=parse_columns(args.columns),
-                        readme=Path(args.readme) if args.readme else None))
+                        readme=Path(args.readme) if args.readme else None,
+                        samples=not args.no_samples))
     return 0
 
 
@@ -220,6 +221,8 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--allow-mixed", action="store_true",
                         help="combine non-comparable rows, marked as such")
     report.add_argument("--data-dir", metavar="DIR", help="dataset for the sample figures")
+    report.add_argument("--no-samples", action="store_true", help="draw no pictures of the "
+                        "dataset, even when its folder is at hand (e.g. for committed reports)")
     report.set_defaults(func=cmd_report)
 
     compare = sub.add_parser("compare", help="regression verdicts: BASE vs CANDIDATE")

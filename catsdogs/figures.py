@@ -96,8 +96,8 @@ def draw_accuracy_curves(runs: pd.DataFrame, epochs: pd.DataFrame) -> Any:
     groups = ordered_groups(grouped)
     ncols = min(len(groups), 4) or 1
     nrows = -(-len(groups) // ncols) or 1
-    figure, axes = new_figure(3.2 * ncols + 0.6, 3.0 * nrows + 1.3, nrows=nrows, ncols=ncols,
-                              sharey=True, squeeze=False)
+    figure, axes = new_figure(max(7.0, 3.2 * ncols + 0.6), 3.0 * nrows + 1.5, nrows=nrows,
+                              ncols=ncols, sharey=True, squeeze=False)
     lows, highs = [CHANCE_PCT], [CHANCE_PCT]
     series = (("accuracy", "training", PALETTE[0], "-", "o", None),
               ("val_accuracy", "validation", PALETTE[1], "--", "s", "////"))
@@ -120,7 +120,8 @@ def draw_accuracy_curves(runs: pd.DataFrame, epochs: pd.DataFrame) -> Any:
             highs += list(high.fillna(stats["mean"]))
         _chance_line(axis)
         row = summary.loc[group]
-        axis.set_title(f"{row['short_label']}  (n={row['n']})", fontsize=9)
+        axis.set_title(f"{row['short_label']}  (n={row['n']}"
+                       + (", no interval)" if row["n"] < 2 else ")"), fontsize=9)
         axis.set_xlabel("epoch")
         axis.xaxis.set_major_locator(MaxNLocator(integer=True))
         axis.grid(alpha=0.3)
@@ -140,6 +141,15 @@ def draw_accuracy_curves(runs: pd.DataFrame, epochs: pd.DataFrame) -> Any:
     return figure
 
 
+def _legend_below(figure: Any, axis: Any) -> None:
+    """One legend entry per label, below the axes, where it cannot cover data."""
+    handles, labels = axis.get_legend_handles_labels()
+    unique = dict(zip(labels, handles))
+    if unique:
+        figure.legend(unique.values(), unique.keys(), loc="outside lower center",
+                      ncols=len(unique), fontsize=8, frameon=False)
+
+
 def _beside(i: int, count: int) -> np.ndarray:
     """x positions for `count` seed points right of bar i's whisker, so neither hides
     the other."""
@@ -157,23 +167,25 @@ def draw_test_accuracy_bars(runs: pd.DataFrame) -> Any:
     halves = summary["test_accuracy_pct_ci95"].astype(float)
     highs = list(means + halves.fillna(0))
     for i, row in summary.iterrows():
-        axis.bar(i, 0 if np.isnan(means[i]) else means[i], color=PALETTE[i % len(PALETTE)],
+        axis.bar(i, 0 if np.isnan(means[i]) else means[i], width=0.6,
+                 color=PALETTE[i % len(PALETTE)],
                  hatch=HATCHES[i % len(HATCHES)], edgecolor="black", linewidth=0.6, alpha=0.85)
         if not np.isnan(halves[i]):
             axis.errorbar(i, means[i], yerr=halves[i], color="black", capsize=5, linewidth=1.2,
-                          label="95% t-interval over seeds" if i == 0 else None)
+                          label="95% t-interval over seeds")
         seeds = grouped.loc[grouped[GROUP] == row["variant"], "test_accuracy"].astype(float) * 100
         axis.scatter(_beside(i, len(seeds)), seeds, color="white", edgecolor="black", s=18,
-                     zorder=3, label="one seed" if i == 0 else None)
+                     zorder=3, label="one seed")
         highs += list(seeds)
     _chance_line(axis)
     axis.set_xticks(x, [f"{row['short_label']}\n(n={row['n']})" for _, row in summary.iterrows()],
                     fontsize=8)
+    axis.set_xlim(-0.7, len(summary) - 0.3)  # room for the seed points right of each bar
     axis.set_ylabel("test accuracy (%)")
     _fit_limits(axis, [0.0], highs + [CHANCE_PCT], floor=0.0)
     axis.grid(axis="y", alpha=0.3)
-    figure.legend(loc="outside lower center", ncols=3, fontsize=8, frameon=False)
-    titled(figure, "Test accuracy: mean over seeds and 95% t-interval", runs)
+    _legend_below(figure, axis)
+    titled(figure, "Test accuracy: mean over seeds and 95% t-interval (none for n = 1)", runs)
     return figure
 
 
@@ -188,25 +200,25 @@ def draw_step_times(runs: pd.DataFrame) -> Any:
         median = row["step_time_ms_median"]
         if np.isnan(median):
             continue
-        axis.bar(i, median, color=PALETTE[i % len(PALETTE)], hatch=HATCHES[i % len(HATCHES)],
-                 edgecolor="black", linewidth=0.6, alpha=0.85)
-        axis.errorbar(i, median, yerr=[[median - row["step_time_ms_min"]],
-                                       [row["step_time_ms_max"] - median]],
-                      color="black", capsize=5, linewidth=1.2,
-                      label="min–max over seeds" if i == 0 else None)
+        axis.bar(i, median, width=0.6, color=PALETTE[i % len(PALETTE)],
+                 hatch=HATCHES[i % len(HATCHES)], edgecolor="black", linewidth=0.6, alpha=0.85)
+        if row["n"] > 1:
+            axis.errorbar(i, median, yerr=[[median - row["step_time_ms_min"]],
+                                           [row["step_time_ms_max"] - median]],
+                          color="black", capsize=5, linewidth=1.2, label="min–max over seeds")
         seeds = grouped.loc[grouped[GROUP] == row["variant"], "step_time_ms"].dropna()
         axis.scatter(_beside(i, len(seeds)), seeds.astype(float), color="white",
-                     edgecolor="black", s=18, zorder=3, label="one seed" if i == 0 else None)
+                     edgecolor="black", s=18, zorder=3, label="one seed")
         highs += [row["step_time_ms_max"]]
     axis.set_xticks(range(len(summary)),
                     [f"{row['short_label']}\n(n={row['n']})" for _, row in summary.iterrows()],
                     fontsize=8)
+    axis.set_xlim(-0.7, len(summary) - 0.3)
     axis.set_ylabel("median training step (ms)")
     _fit_limits(axis, [0.0], highs, floor=0.0)
     axis.grid(axis="y", alpha=0.3)
-    if len(highs) > 1:
-        figure.legend(loc="outside lower center", ncols=2, fontsize=8, frameon=False)
-    titled(figure, "Training step time: median over seeds (bar), min–max (whisker)", runs)
+    _legend_below(figure, axis)
+    titled(figure, "Training step time: median over seeds (bar), min–max (whisker, n > 1)", runs)
     return figure
 
 

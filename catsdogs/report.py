@@ -310,8 +310,8 @@ def _html(runs: pd.DataFrame, environments: list[dict[str, Any]], figures, skipp
         environments=environments, skipped=skipped)
 
 
-def _write_all(folder: Path, runs, epochs, environments, allow_mixed, data_dir, columns
-               ) -> tuple[dict[str, str], list[str], str]:
+def _write_all(folder: Path, runs, epochs, environments, allow_mixed, data_dir, columns,
+               skip_samples: str = "") -> tuple[dict[str, str], list[str], str]:
     """Render every file into `folder`; returns the tables, the files written and what
     was skipped."""
     from catsdogs import figures as figs
@@ -331,8 +331,8 @@ def _write_all(folder: Path, runs, epochs, environments, allow_mixed, data_dir, 
         samples.augmentation_preview(data_dir, folder)
         drawn += list(samples.SAMPLES)
     else:
-        skipped = ("sample_grid and augmentation_preview skipped: no dataset folder "
-                   "(pass --data-dir DIR)")
+        skipped = ("sample_grid and augmentation_preview skipped: "
+                   + (skip_samples or "no dataset folder (pass --data-dir DIR)"))
     (folder / "index.html").write_text(_html(runs, environments, drawn, skipped, columns))
     return tables, drawn, skipped
 
@@ -356,10 +356,12 @@ def _data_dir(data_dir: Path | None, environments: list[dict[str, Any]]) -> Path
 
 def render_report(result_sets: list[Path], fmt: str = "github", out: Path | None = None,
                   allow_mixed: bool = False, data_dir: Path | None = None,
-                  columns: Sequence[str] | None = None, readme: Path | None = None) -> str:
+                  columns: Sequence[str] | None = None, readme: Path | None = None,
+                  samples: bool = True) -> str:
     """Tables in every format, the figures and index.html into the report folder (and,
     with `readme`, its table and figure links into that README's REPORT block); returns
-    the table in `fmt` and a line saying what was written where.
+    the table in `fmt` and a line saying what was written where. The dataset pictures
+    are drawn when a dataset folder is at hand, unless `samples` is False.
 
     Everything is checked, then rendered into a hidden staging folder, then moved into
     place: an error (bad input, read-only or full disk) leaves nothing half-written."""
@@ -367,13 +369,14 @@ def render_report(result_sets: list[Path], fmt: str = "github", out: Path | None
         raise UsageError(f"--format: expected one of {', '.join(FORMATS)}, got {fmt!r}")
     runs, epochs, environments = load_result_sets(result_sets)
     check_comparable(runs, allow_mixed)  # refuse before writing anything
-    pictures = _data_dir(data_dir, environments)
+    pictures = _data_dir(data_dir, environments) if samples else None
     readme_text = _readme_block(readme) if readme is not None else None
     folder = report_dir(out, result_sets)
     staging = _staging(folder)
     try:
         tables, drawn, skipped = _write_all(staging, runs, epochs, environments, allow_mixed,
-                                            pictures, columns)
+                                            pictures, columns,
+                                            "" if samples else "--no-samples")
         names = sorted(path.name for path in staging.iterdir())
         for name in names:
             os.replace(staging / name, folder / name)
