@@ -24,9 +24,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from catsdogs import figures as figs
 from catsdogs.errors import ResultsError, UsageError
 from catsdogs.figures import new_figure, save_figure
 from catsdogs.groups import GROUP, SOURCE, check_comparable, ok_runs, variant_order
+from catsdogs.html import render_html
 from catsdogs.record import (
     ENVIRONMENT_JSON,
     EPOCH_COLUMNS,
@@ -36,7 +38,16 @@ from catsdogs.record import (
     SCHEMA_VERSION,
     ResultSet,
 )
-from catsdogs.tables import FORMATS, TABLE_FILES, render_table, summary_table
+from catsdogs.scope import provenance, scope_line, warnings
+from catsdogs.tables import (
+    DEFAULT_COLUMNS,
+    FORMATS,
+    TABLE_FILES,
+    display_table,
+    left_out,
+    render_table,
+    summary_table,
+)
 
 #: What other modules import from here (compare, the cli's run command).
 __all__ = ["FORMATS", "GROUP", "SOURCE", "TABLE_FILES", "check_comparable", "load_result_sets",
@@ -293,13 +304,9 @@ def _readme_text(text: str, table: str, folder: Path, readme: Path,
 
 
 def _html(runs: pd.DataFrame, environments: list[dict[str, Any]], figures, skipped: str,
-          columns) -> str:
-    from catsdogs.groups import check_comparable as markers_of
-    from catsdogs.html import render_html
-    from catsdogs.scope import provenance, scope_line, warnings
-    from catsdogs.tables import DEFAULT_COLUMNS, display_table, left_out
-
-    markers = markers_of(runs, allow_mixed=True)
+          columns, verdicts_html: str | None) -> str:
+    """index.html for these runs; `verdicts_html` fills its comparison section."""
+    markers = check_comparable(runs, allow_mixed=True)
     sets = [str(env.get("result_set", "")) for env in environments]
     return render_html(
         title="catsdogs-bench report: " + ", ".join(sets), scope=scope_line(runs),
@@ -307,15 +314,14 @@ def _html(runs: pd.DataFrame, environments: list[dict[str, Any]], figures, skipp
         display=display_table(summary_table(runs), columns or DEFAULT_COLUMNS),
         figures=figures, table_files=list(TABLE_FILES.values()),
         provenance=provenance(runs, environments, markers, left_out(runs)),
-        environments=environments, skipped=skipped)
+        environments=environments, skipped=skipped, verdicts_html=verdicts_html)
 
 
 def _write_all(folder: Path, runs, epochs, environments, allow_mixed, data_dir, columns,
-               skip_samples: str = "") -> tuple[dict[str, str], list[str], str]:
-    """Render every file into `folder`; returns the tables, the files written and what
-    was skipped."""
-    from catsdogs import figures as figs
-
+               skip_samples: str = "", verdicts_html: str | None = None
+               ) -> tuple[dict[str, str], list[str], str]:
+    """Render every file into `folder`; returns the tables, the figures drawn (stem,
+    what it shows) and what was skipped."""
     tables = {name: render_table(runs, environments, name, allow_mixed=allow_mixed,
                                  columns=columns)
               for name in FORMATS}
@@ -333,7 +339,8 @@ def _write_all(folder: Path, runs, epochs, environments, allow_mixed, data_dir, 
     else:
         skipped = ("sample_grid and augmentation_preview skipped: "
                    + (skip_samples or "no dataset folder (pass --data-dir DIR)"))
-    (folder / "index.html").write_text(_html(runs, environments, drawn, skipped, columns))
+    (folder / "index.html").write_text(_html(runs, environments, drawn, skipped, columns,
+                                             verdicts_html))
     return tables, drawn, skipped
 
 
@@ -357,11 +364,13 @@ def _data_dir(data_dir: Path | None, environments: list[dict[str, Any]]) -> Path
 def render_report(result_sets: list[Path], fmt: str = "github", out: Path | None = None,
                   allow_mixed: bool = False, data_dir: Path | None = None,
                   columns: Sequence[str] | None = None, readme: Path | None = None,
-                  samples: bool = True) -> str:
+                  samples: bool = True, verdicts_html: str | None = None) -> str:
     """Tables in every format, the figures and index.html into the report folder (and,
     with `readme`, its table and figure links into that README's REPORT block); returns
     the table in `fmt` and a line saying what was written where. The dataset pictures
     are drawn when a dataset folder is at hand, unless `samples` is False.
+    `verdicts_html` is the hook for `--baseline SET`: compare's verdicts, rendered as
+    HTML, go into index.html's comparison section (None: the section says no baseline).
 
     Everything is checked, then rendered into a hidden staging folder, then moved into
     place: an error (bad input, read-only or full disk) leaves nothing half-written."""
@@ -376,19 +385,23 @@ def render_report(result_sets: list[Path], fmt: str = "github", out: Path | None
     try:
         tables, drawn, skipped = _write_all(staging, runs, epochs, environments, allow_mixed,
                                             pictures, columns,
-                                            "" if samples else "--no-samples")
+                                            "" if samples else "--no-samples", verdicts_html)
         names = sorted(path.name for path in staging.iterdir())
         for name in names:
             os.replace(staging / name, folder / name)
-        if readme_text is not None:
-            Path(readme).write_text(_readme_text(readme_text, tables["github"], folder,
-                                                 Path(readme), drawn))
     except OSError as exc:
         raise UsageError(f"--out: cannot write the report into {str(folder)!r} "
                          f"({exc.strerror or exc}); the previous report there is unchanged")\
             from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+    if readme_text is not None:
+        try:
+            Path(readme).write_text(_readme_text(readme_text, tables["github"], folder,
+                                                 Path(readme), drawn))
+        except OSError as exc:
+            raise UsageError(f"--readme: cannot write {str(readme)!r} "
+                             f"({exc.strerror or exc}); expected a writable file") from None
     lines = [tables[fmt].rstrip("\n"), "", f"wrote into {folder}: " + ", ".join(names)]
     if readme_text is not None:
         lines.append(f"updated the report block of {readme}")

@@ -94,3 +94,19 @@ def test_report_page_needs_no_network(report):
     assert "<script" not in page and "@import" not in page
     for link in links:
         assert (report / link).is_file(), link  # every relative link resolves
+
+
+def test_verdicts_go_into_their_own_section_when_given():
+    """The hook for `--baseline SET`: compare's verdicts (HTML) fill #verdicts; without
+    them the section says that no baseline was given."""
+    import pandas as pd
+
+    from catsdogs.html import NO_VERDICTS, render_html
+
+    common = dict(title="t", scope="s", warnings=[], display=pd.DataFrame({"model": ["m"]}),
+                  figures=[], table_files=[], provenance=[], environments=[])
+    given = render_html(**common, verdicts_html='<p id="verdict">model1: no regression</p>')
+    section = given.split('<section id="verdicts">')[1].split("</section>")[0]
+    assert '<p id="verdict">model1: no regression</p>' in section
+    assert NO_VERDICTS not in given
+    assert html.escape(NO_VERDICTS) in render_html(**common).split('<section id="verdicts">')[1]
