@@ -21,6 +21,7 @@ from tabulate import tabulate
 
 from catsdogs.errors import UsageError
 from catsdogs.groups import (
+    BASE,
     GROUP,
     _missing,
     base_setup,
@@ -107,7 +108,7 @@ def row_label(group: str, members: pd.DataFrame, short: bool) -> str:
     label = group.replace(variant, alias if short else f"{variant} ({alias})", 1) \
         if alias else group
     setup = base_setup(first)
-    if setup is not None and "model4 base=" not in group:
+    if setup is not None and f"{BASE}=" not in group:  # a mixed row names it already
         label += f" ({setup[1]})" if short else f", {setup[0]}"
     return label
 

@@ -392,3 +392,17 @@ def test_report_draws_the_augmentation_preview_from_a_recorded_data_dir(tmp_path
     for name in ("sample_grid.png", "augmentation_preview.png", "augmentation_preview.pdf"):
         assert (tmp_path / "out" / name).stat().st_size > 1000, name
     assert "skipped" not in text
+
+
+def test_model4_with_and_without_pretrained_weights_never_share_a_row(tmp_path):
+    pretrained = write_result_set(tmp_path / "a", variants=["transfer_mobilenetv2"], seeds=[0])
+    scratch = without_pretrained_weights(
+        write_result_set(tmp_path / "b", variants=["transfer_mobilenetv2"], seeds=[0]))
+    runs, _, environments = load_result_sets([pretrained, scratch])
+    with pytest.raises(UsageError, match="model4 base of transfer_mobilenetv2: "
+                                         "ImageNet-pretrained base .* vs NOT pretrained"):
+        check_comparable(runs)
+    rows = [line for line in render_table(runs, environments, "plain", allow_mixed=True)
+            .splitlines() if line.startswith("transfer_mobilenetv2")]
+    assert len(rows) == 2 and "[base=ImageNet-pretrained base]" in rows[0]
+    assert "[base=NOT pretrained: base trained from scratch]" in rows[1]
