@@ -42,8 +42,9 @@ def new_figure(width: float = 7.0, height: float = 4.0, nrows: int = 1, ncols: i
 def save_figure(figure: Any, out: Path, stem: str) -> list[Path]:
     """`stem.png` (for READMEs and the HTML report) and `stem.pdf` (for papers) in `out`."""
     paths = [Path(out) / f"{stem}.png", Path(out) / f"{stem}.pdf"]
-    for path in paths:
-        figure.savefig(path, dpi=150)
+    figure.savefig(paths[0], dpi=150)
+    # No creation date: the same runs give the same bytes, so a re-render shows no diff.
+    figure.savefig(paths[1], dpi=150, metadata={"CreationDate": None})
     return paths
 
 

@@ -100,13 +100,15 @@ def caption(summary: pd.DataFrame, items: list[tuple[str, str]], columns: Sequen
     facts = dict(items)
     n_values = sorted({int(n) for n in summary["n"].dropna()})
     n_text = f"$n={n_values[0]}$" if len(n_values) == 1 else "$n$ per row"
+    n_text += ": no interval" if n_values == [1] else "; none for $n=1$"
     parts = [
         "Cats vs.\\ dogs accuracy of the post's CNNs: mean $\\pm$ half-width of the "
-        f"95\\,\\% $t$-interval over seeds ({n_text}; none for $n=1$), in \\%; gap = train "
+        f"95\\,\\% $t$-interval over seeds ({n_text}), in \\%; gap = train "
         "$-$ validation accuracy at the last epoch, in points"
         + ("; step = median (min--max) training step over seeds, in ms" if "step" in columns
            else "") + f". Chance is {CHANCE_PCT:.0f}\\,\\%.",
-        f"Data: {escape(facts['dataset'])}; {escape(facts['epochs'])} epochs; seeds "
+        f"Data: {escape(facts['dataset'])}; {escape(facts['epochs'])} epochs; "
+        f"seed{'s' if ',' in facts['seeds'] else ''} "
         f"{escape(facts['seeds'])}; batch {escape(facts['batch size'])}.",
         f"TensorFlow {escape(facts['TensorFlow'])}, Keras {escape(facts['Keras'])}, "
         f"{escape(facts['device'])}.",
