@@ -147,7 +147,7 @@ def provenance(runs: pd.DataFrame, environments: Sequence[dict[str, Any]],
                                   or [env.get("result_set", "") for env in environments])),
         ("uncertainty", "mean ± half-width of the 95% t-interval over seeds (none for n=1); "
                         "step time: median (min–max) over seeds"),
-        ("chance", f"{CHANCE_PCT:.0f}% (a coin flip on the balanced test split)"),
+        (f"{CHANCE_PCT:.0f}% baseline", "chance: a coin flip on the balanced test split"),
     ]
     if failures(runs):
         items.append(("failed runs (not in the numbers)", "; ".join(failures(runs))))
