@@ -112,10 +112,14 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from catsdogs.report import render_report
+    from catsdogs.tables import parse_columns
 
     print(render_report([Path(p) for p in args.result_sets], fmt=args.format,
                         out=Path(args.out) if args.out else None, allow_mixed=args.allow_mixed,
-                        data_dir=Path(args.data_dir) if args.data_dir else None))
+                        data_dir=Path(args.data_dir) if args.data_dir else None,
+                        columns=parse_columns(args.columns),
+                        readme=Path(args.readme) if args.readme else None,
+                        samples=not args.no_samples))
     return 0
 
 
@@ -231,11 +235,21 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("result_sets", nargs="+", metavar="RESULT_SET")
     report.add_argument("--format", choices=("github", "latex", "plain", "csv"),
                         default="github", help="table printed (default: github)")
-    report.add_argument("--out", metavar="DIR", help="where table.md/.tex/.txt and figures go "
-                        "(default: the first result set)")
+    report.add_argument("--out", metavar="DIR", help="where the tables, figures and "
+                        "index.html go (default: report/<first set's name>/ beside runs/; "
+                        "never a result set)")
+    report.add_argument("--columns", metavar="LIST", help="table columns, comma-separated, "
+                        "from: model, n, test, val, train, gap, above, step, images, params, "
+                        "failed (default: all; LaTeX: model,n,test,val,train,gap, which "
+                        "fits a default article's text width)")
+    report.add_argument("--readme", metavar="FILE", help="also replace the block between "
+                        "<!-- REPORT:START --> and <!-- REPORT:END --> in FILE with the "
+                        "table and links to every figure (e.g. results/README.md)")
     report.add_argument("--allow-mixed", action="store_true",
                         help="combine non-comparable rows, marked as such")
     report.add_argument("--data-dir", metavar="DIR", help="dataset for the sample figures")
+    report.add_argument("--no-samples", action="store_true", help="draw no pictures of the "
+                        "dataset, even when its folder is at hand (e.g. for committed reports)")
     report.set_defaults(func=cmd_report)
 
     compare = sub.add_parser("compare", help="regression verdicts: BASE vs CANDIDATE")

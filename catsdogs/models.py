@@ -153,15 +153,19 @@ def preprocessed_cnn(seed: int | None = None, **_: Any):
 
 
 @register("transfer_mobilenetv2", "model4",
-          "frozen ImageNet MobileNetV2 base + the model3 head (the post's model4)",
-          uses_weights=True)
+          "frozen ImageNet MobileNetV2 base + the model3 head (the post's model4); "
+          "--weights none: the base is trained from scratch", uses_weights=True)
 def transfer_mobilenetv2(seed: int | None = None, weights: str = "imagenet", **_: Any):
+    """Pretrained weights: the base is frozen and runs in inference mode (BatchNorm keeps
+    its ImageNet statistics), as in the post. `weights='none'`: nothing pretrained to
+    keep, so the whole base trains, BatchNorm included; a frozen random base would pass
+    almost no signal (its features are ~1e-11) and sit at chance by construction."""
     from tensorflow import keras
 
     base = mobilenet_base(weights)
     inputs = keras.Input(shape=IMAGE_SHAPE)
-    base_layer = keras.Model(inputs=inputs, outputs=base(inputs, training=False),
-                             name="mobilenetv2_base")
+    features = base(inputs) if base.trainable else base(inputs, training=False)
+    base_layer = keras.Model(inputs=inputs, outputs=features, name="mobilenetv2_base")
     return keras.Sequential([keras.Input(shape=IMAGE_SHAPE), mobilenet_preprocessor(),
                              data_augmentation(seed), base_layer, *_two_conv_block(keras),
                              *_classifier(keras, seed)], name="transfer_mobilenetv2")
@@ -176,11 +180,11 @@ ALIASES: dict[str, str] = {v.alias: v.name for v in _REGISTRY.values()}
 
 def _weights_hint() -> str:
     return (f"download {MOBILENET_WEIGHTS_URL} and pass --weights PATH, put it in the Keras "
-            "cache (~/.keras/models/), or pass --weights none for random initialisation")
+            "cache (~/.keras/models/), or pass --weights none to train the base from scratch")
 
 
 def resolve_weights(weights: str, *, download: bool = True) -> str | None:
-    """The weights file for the MobileNetV2 base, or None for random init ('none').
+    """The weights file for the MobileNetV2 base, or None ('none': trained from scratch).
 
     'imagenet' looks in the Keras cache, then downloads with Keras' own get_file; a
     failure is a WeightsError saying how to supply the file. Never a silent fallback."""
@@ -211,7 +215,8 @@ def resolve_weights(weights: str, *, download: bool = True) -> str | None:
 
 
 def mobilenet_base(weights: str = "imagenet"):
-    """The frozen MobileNetV2 feature extractor (include_top=False, 160x160x3)."""
+    """The MobileNetV2 feature extractor (include_top=False, 160x160x3): frozen when
+    weights are loaded, trainable (from scratch) for 'none'."""
     from tensorflow import keras
 
     path = resolve_weights(weights)
@@ -237,7 +242,7 @@ def mobilenet_base(weights: str = "imagenet"):
                                f"exactly that model")
         for w in caught:
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-    base.trainable = False
+    base.trainable = path is None
     return base
 
 

@@ -1,0 +1,158 @@
+"""What a set of runs is: its provenance, its data scope and the warnings every output repeats.
+
+Tables put these in footers and captions, figures in their subtitles, the HTML report in
+its header, so a pasted number always travels with what was run: dataset (official or
+not), --limit, epochs, seeds, software and device, whether it is a smoke run, and
+whether model4 was pretrained. Functions here return data (strings and lists); they do
+not format for any one output.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import pandas as pd
+
+from catsdogs.groups import GROUP, _missing, base_setup, ok_runs, short_fingerprint, with_groups
+
+SMOKE_NOTE = ("SMOKE RUN (synthetic data, --limit or fewer than 5 epochs): the accuracy "
+              "tests the pipeline, not the models")
+#: A coin flip on the balanced test split: the post's "50% baseline", in percent.
+CHANCE_PCT = 50.0
+
+
+def unique(runs: pd.DataFrame, column: str, environments: Sequence[dict[str, Any]] = ()
+           ) -> list[str]:
+    """Distinct non-empty values of a run column, in first-seen order; the environments'
+    value of the same key when no run has one."""
+    values = [str(v) for v in runs[column].dropna().unique() if str(v) != ""] \
+        if column in runs.columns else []
+    if not values:
+        values = [str(env[column]) for env in environments if env.get(column) not in (None, "")]
+    return list(dict.fromkeys(values))
+
+
+def seeds(runs: pd.DataFrame) -> list[int]:
+    return [int(seed) for seed in sorted(runs["seed"].dropna().unique())]
+
+
+def devices(runs: pd.DataFrame) -> list[str]:
+    """'cpu', or 'gpu (NVIDIA H100 80GB HBM3, CUDA 12.5, cuDNN 9)' per distinct device."""
+    out = []
+    for _, row in runs.drop_duplicates(["device", "gpu_name", "cuda_version"]).iterrows():
+        device = row["device"] or "unknown"
+        extra = [row["gpu_name"]] if row["gpu_name"] else []
+        if device == "gpu":
+            extra += [f"CUDA {row['cuda_version']}" if row["cuda_version"] else "",
+                      f"cuDNN {row['cudnn_version']}" if row["cudnn_version"] else ""]
+        extra = [text for text in extra if text]
+        out.append(device + (f" ({', '.join(extra)})" if extra else ""))
+    return list(dict.fromkeys(out))
+
+
+def datasets(runs: pd.DataFrame) -> list[str]:
+    """'real cats_and_dogs_filtered (official, fingerprint 7ecc68776f75), all images' per
+    distinct dataset; synthetic sets say so, and --limit is spelled out."""
+    out = []
+    for _, row in runs.drop_duplicates(["dataset", "dataset_fingerprint", "limit"]).iterrows():
+        known = row["dataset_fingerprint_known"]
+        official = {True: "official", False: "NOT the official set"}.get(known, "unchecked")
+        kind = {"real": "real cats_and_dogs_filtered",
+                "synthetic": "SYNTHETIC images (not photographs)"}.get(row["dataset"],
+                                                                         row["dataset"])
+        text = f"{kind} ({official}, fingerprint {short_fingerprint(row['dataset_fingerprint'])})"
+        limit = row["limit"]
+        text += ", all images" if _missing(limit) else \
+            f", --limit {int(limit)} images per class per split"
+        out.append(text)
+    return list(dict.fromkeys(out))
+
+
+def is_smoke(runs: pd.DataFrame) -> bool:
+    """Synthetic data, --limit or < 5 epochs: numbers that test the pipeline, not models."""
+    return bool((runs["dataset"] == "synthetic").any() or runs["limit"].notna().any()
+                or (runs["epochs"].dropna() < 5).any())
+
+
+def base_warnings(runs: pd.DataFrame) -> list[str]:
+    """'model4: NOT pretrained: …' for every model4 setup in these runs that is not the
+    post's ImageNet base: a reader must never take such a number for transfer learning."""
+    found = []
+    for _, row in runs.iterrows():
+        setup = base_setup(row)
+        if setup is not None and setup[0].startswith("NOT"):
+            found.append(f"{row['alias'] or row['variant']}: {setup[0]}")
+    return list(dict.fromkeys(found))
+
+
+def warnings(runs: pd.DataFrame, markers: Sequence[str] = ()) -> list[str]:
+    """Everything a reader must see before trusting a number, most important first."""
+    out = [SMOKE_NOTE] if is_smoke(runs) else []
+    out += base_warnings(runs)
+    out += list(markers)
+    return out
+
+
+def scope_line(runs: pd.DataFrame) -> str:
+    """One line of data scope for a figure subtitle: dataset, limit, epochs, seeds,
+    software and device."""
+    epochs = ", ".join(str(e) for e in sorted(runs["epochs"].dropna().unique())) or "?"
+    seed_list = seeds(runs)
+    tf = ", ".join(unique(runs, "tf_version")) or "?"
+    keras = ", ".join(unique(runs, "keras_version")) or "?"
+    return (f"{'; '.join(datasets(runs))}; {epochs} epochs; "
+            f"seed{'s' if len(seed_list) != 1 else ''} {', '.join(map(str, seed_list))}; "
+            f"TF {tf}, Keras {keras}, {'; '.join(devices(runs))}")
+
+
+def failures(runs: pd.DataFrame, limit: int = 3) -> list[str]:
+    failed = runs[runs["status"] != "ok"]
+    lines = [f"{row['variant']} seed {row['seed']}: {row['error'] or 'no error recorded'}"
+             for _, row in failed.head(limit).iterrows()]
+    if len(failed) > limit:
+        lines.append(f"... and {len(failed) - limit} more (see runs.csv)")
+    return lines
+
+
+def duplicates(runs: pd.DataFrame) -> list[str]:
+    """Seeds recorded ok more than once in one table row, e.g. the same shard run twice."""
+    counts = ok_runs(with_groups(runs)).groupby([GROUP, "seed"]).size()
+    return [f"{group} seed {seed} x{n}" for (group, seed), n in counts.items() if n > 1]
+
+
+def provenance(runs: pd.DataFrame, environments: Sequence[dict[str, Any]],
+               markers: Sequence[str] = (), left_out: Sequence[str] = ()
+               ) -> list[tuple[str, str]]:
+    """(label, text) pairs: where the numbers came from, and what to be careful with.
+    `left_out` names ok runs whose accuracy was NaN (they are not in n or the means)."""
+    commits = [commit[:12] + ("+dirty" if commit.endswith("+dirty") else "")
+               for commit in unique(runs, "git_commit", environments)]
+    flags = [flag for flag in ("deterministic", "mixed_precision", "xla")
+             if runs[flag].map(lambda value: value is True).any()]
+    items = [("warning", text) for text in warnings(runs, markers)]
+    items += [
+        ("TensorFlow", ", ".join(unique(runs, "tf_version", environments)) or "unknown"),
+        ("Keras", ", ".join(unique(runs, "keras_version", environments)) or "unknown"),
+        ("Python", ", ".join(unique(runs, "python_version", environments)) or "unknown"),
+        ("device", "; ".join(devices(runs)) or "unknown"),
+        ("dataset", "; ".join(datasets(runs))),
+        ("seeds", ", ".join(map(str, seeds(runs)))),
+        ("epochs", ", ".join(str(e) for e in sorted(runs["epochs"].dropna().unique()))),
+        ("batch size", ", ".join(str(b) for b in sorted(runs["batch_size"].dropna().unique()))),
+        ("options on", ", ".join(flags) or "none (float32, no XLA, non-deterministic ops)"),
+        ("git commit", ", ".join(commits) or "unknown"),
+        ("hosts", ", ".join(unique(runs, "host", environments)) or "unknown"),
+        ("result sets", ", ".join(unique(runs, "result_set")
+                                  or [env.get("result_set", "") for env in environments])),
+        ("uncertainty", "mean ± half-width of the 95% t-interval over seeds (none for n=1); "
+                        "step time: median (min–max) over seeds"),
+        (f"{CHANCE_PCT:.0f}% baseline", "chance: a coin flip on the balanced test split"),
+    ]
+    if failures(runs):
+        items.append(("failed runs (not in the numbers)", "; ".join(failures(runs))))
+    if left_out:
+        items.append(("left out of n and the means (NaN accuracy)", "; ".join(left_out)))
+    if duplicates(runs):
+        items.append(("recorded more than once (each counted)", ", ".join(duplicates(runs))))
+    return items

@@ -1,0 +1,295 @@
+"""The summary table: per-row statistics over seeds, and its Markdown, text, LaTeX and CSV forms.
+
+`summary_table` returns data (one row per table row, numbers as numbers); the renderers
+only format it. Accuracies are shown as mean ± the half-width of a 95% t-interval over
+seeds with n beside them, step time as the median and its min–max over seeds; the
+standard deviations stay in table.csv. A run enters n and the means only if it finished
+(status ok) and its accuracies are numbers; every run left out is counted and named.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from tabulate import tabulate
+
+from catsdogs.errors import UsageError
+from catsdogs.groups import (
+    BASE,
+    GROUP,
+    _missing,
+    base_setup,
+    check_comparable,
+    ok_runs,
+    ordered_groups,
+    with_groups,
+)
+from catsdogs.scope import CHANCE_PCT, provenance, unique
+from catsdogs.tables_latex import render_latex
+
+FORMATS: tuple[str, ...] = ("github", "latex", "plain", "csv")
+TABLE_FILES = {"github": "table.md", "latex": "table.tex", "plain": "table.txt", "csv": "table.csv"}
+_TABULATE = {"github": "github", "plain": "plain"}
+
+#: Accuracy-like statistics: (summary key, source, header). Each gets mean, ci95, std.
+ACCURACY_STATS = (("test_accuracy_pct", "test", "test acc. (%)"),
+                  ("val_accuracy_pct", "val", "val. acc. (%)"),
+                  ("train_accuracy_pct", "train", "train acc. (%)"),
+                  ("overfit_gap_pts", "gap", "gap train−val (pts)"))
+
+#: Display columns: key -> header. `--columns` picks from these.
+COLUMNS: dict[str, str] = {
+    "model": "model", "n": "n", "test": "test acc. %", "val": "val. acc. %",
+    "train": "train acc. %", "gap": "gap train−val (pts)", "above": "pts above 50%",
+    "step": "step ms, median (min–max)", "images": "images/s", "params": "params total / trainable",
+    "failed": "failed / NaN runs",
+}
+DEFAULT_COLUMNS = ("model", "n", "test", "val", "train", "gap", "above", "step", "images",
+                   "params", "failed")
+#: What fits \textwidth of a default article with any model4 label (the tests compile
+#: it); step time and the rest are one `--columns` away.
+DEFAULT_LATEX_COLUMNS = ("model", "n", "test", "val", "train", "gap")
+
+
+def parse_columns(text: str | None) -> tuple[str, ...] | None:
+    """`--columns model,n,test`: known keys, 'model' first, each once; None = default."""
+    if text is None:
+        return None
+    keys = [key.strip() for key in text.split(",") if key.strip()]
+    unknown = [key for key in keys if key not in COLUMNS]
+    if unknown or not keys:
+        raise UsageError(f"--columns: unknown column(s) {', '.join(map(repr, unknown)) or '(none)'}"
+                         f"; expected a comma-separated list of {', '.join(COLUMNS)}")
+    if len(set(keys)) != len(keys):
+        raise UsageError(f"--columns: {text!r} names a column twice; expected each once")
+    return tuple(["model"] + [key for key in keys if key != "model"])
+
+
+# ---------------------------------------------------------------- statistics
+
+
+def t_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[float, float, int]:
+    """(mean, half-width, n) of the two-sided t-interval for the mean of `values`.
+
+    With seeds as independent draws, mean ± t(n-1) s/sqrt(n) covers the true mean in 95%
+    of such experiments; with n = 3 the t quantile is 4.30, so three seeds give a wide
+    interval, which is the honest answer. n < 2 has no interval (NaN half-width)."""
+    from scipy.stats import t
+
+    array = np.asarray([v for v in values if not _missing(v)], dtype=float)
+    n = len(array)
+    if n == 0:
+        return math.nan, math.nan, 0
+    mean = float(array.mean())
+    if n < 2:
+        return mean, math.nan, n
+    half = float(t.ppf(0.5 + confidence / 2, n - 1) * array.std(ddof=1) / math.sqrt(n))
+    return mean, half, n
+
+
+def _usable(ok: pd.DataFrame) -> pd.Series:
+    """Finished runs whose three accuracies are numbers: the runs behind n and the means
+    (the same set for every column, so one n describes the whole row)."""
+    columns = ["test_accuracy", "val_accuracy", "train_accuracy"]
+    return ok[columns].astype(float).notna().all(axis=1)
+
+
+def row_label(group: str, members: pd.DataFrame, short: bool) -> str:
+    """The row's name: alias and variant (short: alias only), plus model4's base setup,
+    so a model4 number is never read without whether it was pretrained."""
+    first = members.iloc[0]
+    alias, variant = first["alias"] or "", first["variant"]
+    label = group.replace(variant, alias if short else f"{variant} ({alias})", 1) \
+        if alias else group
+    setup = base_setup(first)
+    if setup is not None and f"{BASE}=" not in group:  # a mixed row names it already
+        label += f" ({setup[1]})" if short else f", {setup[0]}"
+    return label
+
+
+def summary_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """One row per table row (registry order; split by mixed keys if any), numbers only.
+
+    Accuracies in percent (the schema's fractions x 100), gap in points. For each of test,
+    val, train and gap: mean, ci95 (t-interval half-width) and std over the usable runs;
+    step time and images/s: median, min and max over them. Counts are integers."""
+    runs = with_groups(runs)
+    rows = [_summary_row(group, runs[runs[GROUP] == group]) for group in ordered_groups(runs)]
+    summary = pd.DataFrame(rows)
+    for column in ("n", "n_runs", "n_failed", "n_nan", "params_total", "params_trainable"):
+        summary[column] = summary[column].astype("Float64").round().astype("Int64")
+    return summary
+
+
+def _summary_row(group: str, members: pd.DataFrame) -> dict[str, Any]:
+    ok = ok_runs(members)
+    usable = ok[_usable(ok)]
+    values = {
+        "test": usable["test_accuracy"].astype(float) * 100,
+        "val": usable["val_accuracy"].astype(float) * 100,
+        "train": usable["train_accuracy"].astype(float) * 100,
+    }
+    values["gap"] = values["train"] - values["val"]
+    setup = base_setup(members.iloc[0])
+    row: dict[str, Any] = {
+        "variant": group, "alias": ", ".join(sorted(members["alias"].dropna().unique())),
+        "label": row_label(group, members, short=False),
+        "short_label": row_label(group, members, short=True),
+        "model4_base": setup[0] if setup else "",
+        "n": len(usable), "n_runs": len(members),
+        "n_failed": int((members["status"] != "ok").sum()), "n_nan": len(ok) - len(usable),
+        "seeds": json.dumps([int(s) for s in sorted(usable["seed"].dropna().unique())]),
+    }
+    for key, source, _header in ACCURACY_STATS:
+        mean, half, _ = t_interval(values[source])
+        row[f"{key}_mean"], row[f"{key}_ci95"] = mean, half
+        row[f"{key}_std"] = values[source].std(ddof=1) if len(usable) > 1 else math.nan
+    row["points_above_chance"] = row["test_accuracy_pct_mean"] - CHANCE_PCT
+    row["chance_pct"] = CHANCE_PCT
+    for key in ("step_time_ms", "images_per_sec"):
+        series = usable[key].dropna().astype(float)
+        for stat in ("median", "min", "max"):
+            row[f"{key}_{stat}"] = float(getattr(series, stat)()) if len(series) else math.nan
+    for key in ("params_total", "params_trainable"):
+        series = usable[key].dropna().astype(float)
+        row[key] = float(series.median()) if len(series) else math.nan
+    return row
+
+
+def left_out(runs: pd.DataFrame) -> list[str]:
+    """'augmented_cnn seed 2' for each finished run whose accuracy is NaN."""
+    ok = ok_runs(runs)
+    return [f"{row['variant']} seed {row['seed']}" for _, row in ok[~_usable(ok)].iterrows()]
+
+
+# ---------------------------------------------------------------- display
+
+
+def number(value: Any, digits: int = 1, sign: bool = False) -> str:
+    """A rounded number as people read it, with a true minus sign (U+2212)."""
+    if _missing(value):
+        return ""
+    return (f"{value:+.{digits}f}" if sign else f"{value:.{digits}f}").replace("-", "−")
+
+
+def mean_ci(row: dict[str, Any], key: str, sign: bool = False) -> str:
+    """'66.1 ± 1.2'; the mean alone when there is no interval (n = 1); '' when no data."""
+    mean, half = row[f"{key}_mean"], row[f"{key}_ci95"]
+    if _missing(mean):
+        return ""
+    return number(mean, sign=sign) + ("" if _missing(half) else f" ± {half:.1f}")
+
+
+def step_digits(value: float) -> int:
+    return 0 if not _missing(value) and value >= 10 else 1
+
+
+def step_spread(row: dict[str, Any]) -> str:
+    """'491 (480–502)': median and min–max over seeds; the median alone for n = 1."""
+    median, low, high = (row[f"step_time_ms_{s}"] for s in ("median", "min", "max"))
+    if _missing(median):
+        return ""
+    digits = step_digits(median)
+    text = number(median, digits)
+    return text if low == high else f"{text} ({number(low, digits)}–{number(high, digits)})"
+
+
+def display_cell(row: dict[str, Any], key: str) -> str:
+    """One display cell of a summary row, as people read it (Markdown and text)."""
+    if key == "model":
+        return row["label"]
+    if key == "n":
+        return str(row["n"])
+    if key in ("test", "val", "train", "gap"):
+        stat = {source: name for name, source, _ in ACCURACY_STATS}[key]
+        return mean_ci(row, stat, sign=key == "gap")
+    if key == "above":
+        return mean_ci({"x_mean": row["points_above_chance"],
+                        "x_ci95": row["test_accuracy_pct_ci95"]}, "x", sign=True)
+    if key == "step":
+        return step_spread(row)
+    if key == "images":
+        return number(row["images_per_sec_median"], 0)
+    if key == "params":
+        return "" if _missing(row["params_total"]) else \
+            f"{int(row['params_total']):,} / {int(row['params_trainable']):,}"
+    return f"{row['n_failed']} / {row['n_nan']}"
+
+
+def display_table(summary: pd.DataFrame, columns: Sequence[str] = DEFAULT_COLUMNS
+                  ) -> pd.DataFrame:
+    """The summary as people read it: one string per cell, units in the headers."""
+    return pd.DataFrame([{COLUMNS[key]: display_cell(row, key) for key in columns}
+                         for row in summary.to_dict("records")], columns=[COLUMNS[key]
+                                                                          for key in columns])
+
+
+# ---------------------------------------------------------------- renderers
+
+
+def _footer(items: list[tuple[str, str]], fmt: str) -> str:
+    if fmt == "github":
+        return "\n".join(["", "Provenance:", ""] + [f"- **{label}**: {text}"
+                                                     for label, text in items])
+    return "\n".join(["", "Provenance:"] + [f"  {label}: {text}" for label, text in items])
+
+
+def _csv(summary: pd.DataFrame, runs: pd.DataFrame, environments: Sequence[dict[str, Any]]
+         ) -> str:
+    """One row per table row; provenance as columns of one value each (lists as JSON
+    arrays, the same format as `seeds`), so pandas.read_csv gives it back typed."""
+    out = summary.drop(columns=["short_label"])
+    lists = {
+        "tf_versions": unique(runs, "tf_version", environments),
+        "keras_versions": unique(runs, "keras_version", environments),
+        "devices": unique(runs, "device", environments),
+        "datasets": unique(runs, "dataset"),
+        "dataset_fingerprints": unique(runs, "dataset_fingerprint"),
+        "git_commits": unique(runs, "git_commit", environments),
+        "result_sets": unique(runs, "result_set")
+        or [env.get("result_set", "") for env in environments],
+    }
+    for key, values in lists.items():
+        out[key] = json.dumps(values)
+    out["dataset_official"] = bool(runs["dataset_fingerprint_known"]
+                                   .map(lambda value: value is True).all())
+    out["epochs"] = int(runs["epochs"].dropna().max()) if runs["epochs"].notna().any() else None
+    out["limit"] = int(runs["limit"].dropna().max()) if runs["limit"].notna().any() else None
+    from catsdogs.scope import is_smoke
+
+    out["smoke"] = is_smoke(runs)
+    return out.to_csv(index=False, lineterminator="\n")
+
+
+def render_table(runs: pd.DataFrame, environments: Sequence[dict[str, Any]], fmt: str,
+                 *, allow_mixed: bool = False, columns: Sequence[str] | None = None,
+                 label: str | None = None) -> str:
+    """The summary table in one of FORMATS, with what was run beside it.
+
+    github/plain: a table and a provenance footer; latex: a complete `table` float whose
+    caption carries the scope and warnings; csv: tidy numbers plus provenance columns.
+    `columns` picks display columns (default: DEFAULT_COLUMNS, DEFAULT_LATEX_COLUMNS)."""
+    if fmt not in FORMATS:
+        raise UsageError(f"--format: expected one of {', '.join(FORMATS)}, got {fmt!r}")
+    markers = check_comparable(runs, allow_mixed)
+    summary = summary_table(runs)
+    if fmt == "csv":
+        return _csv(summary, runs, environments)
+    items = provenance(runs, environments, markers, left_out(runs))
+    if fmt == "latex":
+        return render_latex(summary, runs, items, columns or DEFAULT_LATEX_COLUMNS,
+                            label=label or _latex_label(runs))
+    table = tabulate(display_table(summary, columns or DEFAULT_COLUMNS), headers="keys",
+                     tablefmt=_TABULATE[fmt], showindex=False, disable_numparse=True)
+    return table + "\n" + _footer(items, fmt) + "\n"
+
+
+def _latex_label(runs: pd.DataFrame) -> str:
+    sets = unique(runs, "result_set") or ["results"]
+    return "tab:catsdogs-" + re.sub(r"[^A-Za-z0-9.-]+", "-", sets[0])
