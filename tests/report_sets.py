@@ -11,6 +11,8 @@ import csv
 from collections.abc import Callable
 from pathlib import Path
 
+from catsdogs.schema import ROW_CHECK, row_check
+
 #: model4 with --weights none: the base trains from scratch (only BatchNorm's moving
 #: statistics stay non-trainable), as models.build_model counts it.
 SCRATCH_COUNTS = {"params_trainable": 2_411_746, "params_non_trainable": 34_112}
@@ -19,14 +21,19 @@ FROZEN_RANDOM_COUNTS = {"params_trainable": 187_874, "params_non_trainable": 2_2
 
 
 def rewrite_runs(result_set: Path, change: Callable[[dict[str, str]], dict[str, str]]) -> None:
-    """Apply `change` to every row of runs.csv (same columns, same order)."""
+    """Apply `change` to every row of runs.csv (same columns, same order), recomputing
+    each row's check as the writer would, so the edit reads as a row the benchmark wrote."""
     path = result_set / "runs.csv"
     with open(path, newline="") as handle:
         rows = list(csv.DictReader(handle))
+    changed = [change(dict(row)) for row in rows]
+    for row in changed:
+        if ROW_CHECK in row:
+            row[ROW_CHECK] = row_check([v for k, v in row.items() if k != ROW_CHECK])
     with open(path, "w", newline="") as handle:
         writer = csv.DictWriter(handle, list(rows[0]), lineterminator="\n")
         writer.writeheader()
-        writer.writerows(change(dict(row)) for row in rows)
+        writer.writerows(changed)
 
 
 def without_pretrained_weights(result_set: Path, counts: dict[str, int] = SCRATCH_COUNTS
