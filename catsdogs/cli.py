@@ -264,7 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
     trend = sub.add_parser("trend", help="accuracy and step time across TF versions")
     trend.add_argument("result_sets", nargs="+", metavar="RESULT_SET")
     trend.add_argument("--out", metavar="DIR", help="where trend.png/.pdf go "
-                       "(default: the first result set)")
+                       "(default: report/trend_<first set>/ beside runs/; never a result set)")
     _verdict_options(trend)
     trend.set_defaults(func=cmd_trend)
     return parser

@@ -66,10 +66,11 @@ def default_out(result_sets: Sequence[Path]) -> Path:
 
 
 def output_dir(out: Path | None, result_sets: Sequence[Path]) -> Path:
-    """Where `trend` writes: `out`, else the first result set's folder, created. Kept for
-    `catsdogs trend` as it is; `report` uses report_dir (never a result set), and trend
-    can switch to it by passing `default_out(result_sets)` as `out`."""
-    folder = Path(out) if out is not None else Path(result_sets[0])
+    """Where `trend` writes: `out`, else `report/trend_<sets>/` beside `runs/`, created.
+    Like the report, never a result set: a set folder is append-only."""
+    default = default_out(result_sets)
+    folder = Path(out) if out is not None else default.parent / f"trend_{default.name}"
+    _refuse_result_set(folder)
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -78,13 +79,18 @@ def output_dir(out: Path | None, result_sets: Sequence[Path]) -> Path:
     return folder
 
 
+def _refuse_result_set(folder: Path) -> None:
+    """Reports and trends never write into a result set (they are append-only)."""
+    if (folder / RUNS_CSV).exists() or (folder / ENVIRONMENT_JSON).exists():
+        raise UsageError(f"--out {str(folder)!r} is a result set; expected a folder of its "
+                         "own (result sets are append-only; leave --out out for report/<set>/)")
+
+
 def report_dir(out: Path | None, result_sets: Sequence[Path]) -> Path:
     """The report folder (`out`, else `default_out`), created; a result set is refused,
     because reports must never change what a benchmark recorded."""
     folder = Path(out) if out is not None else default_out(result_sets)
-    if (folder / RUNS_CSV).exists() or (folder / ENVIRONMENT_JSON).exists():
-        raise UsageError(f"--out {str(folder)!r} is a result set; expected a folder of its "
-                         "own (result sets are append-only; leave --out out for report/<set>/)")
+    _refuse_result_set(folder)
     return output_dir(folder, result_sets)
 
 

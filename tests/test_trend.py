@@ -93,3 +93,20 @@ def test_trend_json_carries_each_neighbour_comparison(oldest, tmp_path):
         assert record["base"]["tf_versions"] == ["2.19.0"]
         assert record["candidate"]["tf_versions"] == ["2.20.0"]
     assert document["first_change"] == {variant: "2.20.0" for variant in VARIANTS}
+
+
+def test_trend_by_default_writes_beside_runs_and_leaves_the_sets_as_written(tmp_path):
+    """A result set is append-only: trend's figures go to report/trend_<set>/, and the
+    set's files are byte for byte as the writer left them."""
+    result_set = write_result_set(tmp_path / "results", tf_version="2.21.0", rng=3)
+    before = {p.name: p.read_bytes() for p in result_set.iterdir()}
+    assert main(["trend", str(result_set)]) == 0
+    assert {p.name: p.read_bytes() for p in result_set.iterdir()} == before
+    folder = result_set.parent.parent / "report" / f"trend_{result_set.name}"
+    assert (folder / "trend.png").stat().st_size > 1000
+
+
+def test_trend_out_into_a_result_set_is_refused(tmp_path, capsys):
+    result_set = write_result_set(tmp_path / "results", tf_version="2.21.0", rng=4)
+    assert main(["trend", str(result_set), "--out", str(result_set)]) == 2
+    assert "is a result set" in capsys.readouterr().err
