@@ -114,7 +114,14 @@ def cmd_report(args: argparse.Namespace) -> int:
     from catsdogs.report import render_report
     from catsdogs.tables import parse_columns
 
-    print(render_report([Path(p) for p in args.result_sets], fmt=args.format,
+    result_sets = [Path(p) for p in args.result_sets]
+    verdicts_html = None
+    if args.baseline:
+        from catsdogs import compare
+
+        verdicts_html = compare.render_html(compare.compare(
+            [Path(p) for p in args.baseline], result_sets, allow_mixed=args.allow_mixed))
+    print(render_report(result_sets, fmt=args.format, verdicts_html=verdicts_html,
                         out=Path(args.out) if args.out else None, allow_mixed=args.allow_mixed,
                         data_dir=Path(args.data_dir) if args.data_dir else None,
                         columns=parse_columns(args.columns),
@@ -242,6 +249,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "from: model, n, test, val, train, gap, above, step, images, params, "
                         "failed (default: all; LaTeX: model,n,test,val,train,gap, which "
                         "fits a default article's text width)")
+    report.add_argument("--baseline", nargs="+", metavar="SET", help="also judge these "
+                        "sets against the baseline SET(s) with compare's rule (default "
+                        "thresholds) and put the verdicts into index.html")
     report.add_argument("--readme", metavar="FILE", help="also replace the block between "
                         "<!-- REPORT:START --> and <!-- REPORT:END --> in FILE with the "
                         "table and links to every figure (e.g. results/README.md)")

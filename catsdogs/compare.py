@@ -370,6 +370,31 @@ def render_text(comparison: Comparison, fmt: str = "github") -> str:
     return "\n".join(lines)
 
 
+def render_html(comparison: Comparison) -> str:
+    """The verdicts as an HTML fragment for the report's comparison section: the same rows
+    and reasons as `render_text`, every cell escaped (result-set names are user text)."""
+    from html import escape
+
+    rows = [_row(item, result.identity) for result in comparison.results
+            for item in result.metrics]
+    head = ("<p>base: " + escape(_describe(comparison.base)) + "<br>candidate: "
+            + escape(_describe(comparison.candidate)) + "</p>")
+    if not rows:
+        return head + "<p>No variant is on both sides.</p>"
+    table = ["<table><thead><tr>", *[f"<th>{escape(key)}</th>" for key in rows[0]],
+             "</tr></thead><tbody>"]
+    for row in rows:
+        table += ["<tr>", *[f"<td>{escape(cell)}</td>" for cell in row.values()], "</tr>"]
+    table.append("</tbody></table>")
+    reasons = [f"<li><b>{escape(item.verdict)}</b> {escape(item.variant)} "
+               f"{escape(item.metric.replace('_', ' '))}: {escape('; '.join(item.reasons))}</li>"
+               for item in comparison.verdicts()]
+    reasons += [f"<li><b>regression</b> {escape(text)}</li>" for text in comparison.lost]
+    counts = ", ".join(f"{comparison.count(v)} {v}" for v in stats.VERDICTS + ("identical",))
+    return (head + "".join(table) + "<ul>" + "".join(reasons) + "</ul>"
+            + f"<p>result: {escape(counts)} (rule: docs/verdicts.md)</p>")
+
+
 def detectable_markdown(rows: Sequence[dict[str, float]]) -> str:
     """stats.smallest_detectable_table as the Markdown table in docs/verdicts.md."""
     paired_spread = f"{stats.TABLE_DROP_SPREAD:g}"

@@ -23,6 +23,7 @@ from report_sets import (
 )
 from resultsets import TEST_HOST, environment, write_result_set
 
+from catsdogs.cli import main
 from catsdogs.errors import DataError, ResultsError, UsageError
 from catsdogs.figures import draw_all, figure_text
 from catsdogs.models import VARIANTS
@@ -406,3 +407,20 @@ def test_model4_with_and_without_pretrained_weights_never_share_a_row(tmp_path):
             .splitlines() if line.startswith("transfer_mobilenetv2")]
     assert len(rows) == 2 and "[base=ImageNet-pretrained base]" in rows[0]
     assert "[base=NOT pretrained: base trained from scratch]" in rows[1]
+
+
+def test_report_with_a_baseline_puts_compares_verdicts_into_the_page(tmp_path):
+    """`report CANDIDATE --baseline BASE`: index.html's comparison section carries the
+    same verdicts `compare` gives (here a set against a copy of itself: identical)."""
+    base = write_result_set(tmp_path / "base", variants=["baseline_cnn", "augmented_cnn"],
+                            rng=11)
+    candidate = write_result_set(tmp_path / "cand", variants=["baseline_cnn", "augmented_cnn"],
+                                 rng=11)
+    out = tmp_path / "out"
+    assert main(["report", str(candidate), "--baseline", str(base), "--out", str(out),
+                 "--no-samples"]) == 0
+    page = (out / "index.html").read_text()
+    section = page[page.index('<section id="verdicts">'):page.index("</section>")]
+    assert "<th>verdict</th>" in section and "identical" in section
+    assert "no baseline" not in section.lower()
+    assert "baseline_cnn" in section and "augmented_cnn" in section
