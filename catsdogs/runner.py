@@ -94,18 +94,26 @@ class Prepared:
     environment: dict[str, Any]
 
 
-def resolve_data_dir(options: BenchOptions, progress: Reporter | None = None) -> Path:
+def _counter(progress: Reporter | Callable[[str], None] | None, label: str, unit: str):
+    """The (done, total) callback of a progress reporter; a plain line sink (what
+    `catsdogs speed` passes) has none, and counts then go unreported."""
+    make = getattr(progress, "counter", None)
+    return make(label, unit) if make else None
+
+
+def resolve_data_dir(options: BenchOptions,
+                     progress: Reporter | Callable[[str], None] | None = None) -> Path:
     """The dataset folder: synthetic (generated, cached), explicit, Keras cache or download
     (68 MB: its progress goes to `progress`, so a first run does not look stuck)."""
     if options.synthetic:
         from catsdogs.synthetic import ensure_synthetic
 
         return ensure_synthetic()
-    counter = progress.counter("download", "bytes") if progress else None
-    return fetch.locate_dataset(options.data_dir, progress=counter)
+    return fetch.locate_dataset(options.data_dir, progress=_counter(progress, "download", "bytes"))
 
 
-def prepare(options: BenchOptions, progress: Reporter | None = None) -> Prepared:
+def prepare(options: BenchOptions,
+            progress: Reporter | Callable[[str], None] | None = None) -> Prepared:
     """Check everything that can be checked before training: data layout, --limit, the
     results folder (or --resume set) and the weights file's presence first, without
     TensorFlow, so a mistake is reported in a second; then provenance, whether the weights
@@ -136,7 +144,7 @@ def prepare(options: BenchOptions, progress: Reporter | None = None) -> Prepared
         keras.backend.clear_session()
     skipped = check_images(data_dir, info, options.seeds, options.limit,
                            skip_bad=options.skip_bad_images,
-                           progress=progress.counter("decode", "images") if progress else None)
+                           progress=_counter(progress, "decode", "images"))
     environment.update({
         "data_dir": str(Path(data_dir).resolve()),
         "dataset": "synthetic" if is_synthetic(data_dir) else "real",
