@@ -276,10 +276,10 @@ class LiveReporter(Reporter):
 
     def _progress(self):
         """A rich Progress of our columns; ETAs come from the clock, not rich's rate."""
-        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+        from rich.progress import BarColumn, Progress, TextColumn
 
         return Progress(TextColumn("{task.description}"), BarColumn(),
-                        TextColumn("{task.fields[note]}"), TimeElapsedColumn(),
+                        TextColumn("{task.fields[note]}"),
                         console=self.console, auto_refresh=False, transient=True)
 
     def start_run(self, variant: str, seed: int) -> None:
