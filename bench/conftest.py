@@ -207,6 +207,14 @@ def bench_state(request) -> BenchState:
     return state
 
 
+@pytest.fixture
+def fresh_line(request) -> None:
+    """Our progress starts on a line of its own, not after pytest's progress dots."""
+    terminal = request.config.pluginmanager.get_plugin("terminalreporter")
+    if terminal is not None:
+        terminal.ensure_newline()
+
+
 def pytest_benchmark_update_machine_info(config, machine_info):
     """pytest-benchmark's machine id knows the CPU only; a TF benchmark needs the rest."""
     from catsdogs import provenance

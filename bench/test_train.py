@@ -60,7 +60,7 @@ def _train_in_rounds(benchmark, state, variant: str, seed: int) -> dict:
     return row
 
 
-def test_train(benchmark, bench_state, variant, seed):
+def test_train(benchmark, bench_state, fresh_line, variant, seed):
     if (variant, seed) not in bench_state.todo:
         pytest.skip(f"{variant} seed {seed} is already in {bench_state.session.result_set.path}")
     row = _train_in_rounds(benchmark, bench_state, variant, seed)
