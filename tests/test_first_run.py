@@ -10,6 +10,7 @@ import os
 import pty
 import re
 import select
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -186,3 +187,29 @@ def test_a_terminal_sees_live_progress_with_an_eta(tmp_path):
     assert "run 1/1 baseline_cnn seed 0: test accuracy" in text
     # The live bars replace the per-epoch log lines.
     assert not re.search(r"epoch +1/3 +loss", text)
+
+
+@pytest.mark.slow
+def test_sigterm_stops_the_bench_like_catsdogs_run(tmp_path):
+    """SIGTERM mid-run (runner pre-emption): the session ends with 130 and the --resume
+    hint, the unfinished run leaves no row, and the next benchmark never starts."""
+    results = tmp_path / "results"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "bench", "-p", "no:cacheprovider", "--benchmark-only",
+         "-q", "--synthetic", "--limit", "10", "--epochs", "200", "--variants", "model1",
+         "--seeds", "0,1", "--results-dir", str(results)],
+        cwd=REPO, env={**_offline_env(tmp_path)}, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True)
+    seen = []
+    for line in proc.stderr:  # plain lines: a pipe is a log
+        seen.append(line)
+        if re.search(r"epoch +2/200", line):
+            proc.send_signal(signal.SIGTERM)
+            break
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 130, "".join(seen) + err + out
+    assert "--resume" in out + err and "Traceback" not in out + err, out[-2000:] + err[-2000:]
+    (result_set,) = (results / "runs").iterdir()
+    assert not (result_set / "runs.csv").exists() or len(
+        list(csv.DictReader(open(result_set / "runs.csv")))) == 0
+    assert "seed 1" not in err  # the second benchmark never started
