@@ -1,9 +1,11 @@
 """The (variant, seed) matrix: what to run, on which data, into which result set.
 
 Shared by `catsdogs run` and `pytest bench`: both resolve the same options, call
-`prepare` once, then `run_and_record` per (variant, seed). A run that raises or diverges
-becomes a row with status=failed and the error, and the session goes on; an interruption
-(Ctrl-C, SIGTERM) abandons the current run without writing a row for it.
+`start_session` once (every check that could make the session unusable, before any run:
+one refusal, the same words in both), then `run_and_record` per (variant, seed). A run
+that raises or diverges becomes a row with status=failed and the error, and the session
+goes on; an interruption (Ctrl-C, SIGTERM) abandons the current run without writing a row
+for it.
 """
 
 from __future__ import annotations
