@@ -104,6 +104,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         reporter.close()
         _say(f"interrupted ({str(exc) or 'Ctrl-C'}) before any run started; nothing was recorded")
         return 130
+    except UsageError:
+        reporter.close()  # the one-line refusal goes below any half-drawn bar
+        raise
     result_set, todo = session.result_set, session.todo()
     _describe_session(session, todo, options, reporter.line)
     reporter.start_session(todo, options.epochs)

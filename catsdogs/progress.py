@@ -273,6 +273,7 @@ class LiveReporter(Reporter):
         self._bars = None
         self._tasks: dict[str, Any] = {}
         self._drawn = 0.0
+        self._counters: list[Any] = []  # bars of counts that may not have finished
 
     def _progress(self):
         """A rich Progress of our columns; ETAs come from the clock, not rich's rate."""
@@ -337,6 +338,7 @@ class LiveReporter(Reporter):
         bars = rp.Progress(rp.TextColumn(label), rp.BarColumn(), amount, rp.TextColumn("ETA"),
                            rp.TimeRemainingColumn(), console=self.console, transient=True)
         state: dict[str, Any] = {}
+        self._counters.append(bars)
 
         def report(done: int, total: int) -> None:
             if "task" not in state:
@@ -352,6 +354,11 @@ class LiveReporter(Reporter):
         return report
 
     def close(self) -> None:
+        """Stop every live display, also a count that stopped half-way (a failed
+        download), so a refusal is printed below the bars, not into them."""
+        for bars in self._counters:
+            bars.stop()
+        self._counters.clear()
         if self._bars is not None:
             self._bars.stop()
             self._bars = None

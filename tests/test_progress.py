@@ -141,3 +141,13 @@ def test_a_run_that_ends_early_releases_the_stopwatch():
     _train(gate, epochs=1, train_s=0.01, validate_s=0.0)  # stopped after one epoch
     thread.join(10)
     assert not thread.is_alive() and len(errors) == 1
+
+
+def test_a_half_done_count_is_cleared_before_a_refusal_is_printed():
+    stream = _Tty()
+    reporter = make_reporter(stream, environ={"TERM": "xterm"})
+    count = reporter.counter("download", "bytes")
+    count(1_000_000, 68_606_236)  # then the connection drops
+    reporter.close()
+    reporter.line("refused")
+    assert stream.getvalue().endswith("refused\n")
