@@ -226,7 +226,9 @@ class LineReporter(Reporter):
 
     def start_run(self, variant: str, seed: int) -> None:
         super().start_run(variant, seed)
-        self.line(f"{self._label}, {self.clock.epochs} epoch(s)")
+        index, total = self.clock.current + 1, len(self.clock.runs)
+        variant, seed = self.clock.runs[self.clock.current]
+        self.line(f"[{index}/{total}] {variant} seed {seed}, {self.clock.epochs} epochs")
 
     def epoch_end(self, epoch: int, logs: dict[str, Any]) -> None:
         seconds = time.perf_counter() - self._epoch_start

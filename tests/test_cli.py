@@ -80,7 +80,7 @@ def test_run_prints_progress_and_a_table(tmp_path):
     assert out.returncode == 0, out.stderr[-3000:]
     assert "epoch   1/2" in out.stderr and "epoch   2/2" in out.stderr
     # A pipe is a log: plain lines, each epoch with the ETAs, no cursor control.
-    assert "run 1/1 baseline_cnn seed 3, 2 epoch(s)" in out.stderr
+    assert "[1/1] baseline_cnn seed 3, 2 epochs" in out.stderr
     assert re.search(r"epoch +2/2 .*ETA run 0s, matrix 0s", out.stderr), out.stderr
     assert "\x1b[" not in out.stderr and "\r" not in out.stderr
     assert "baseline" in out.stdout.lower() and "50% baseline" in out.stdout

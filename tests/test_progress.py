@@ -66,7 +66,7 @@ def test_a_log_gets_one_plain_line_per_epoch_with_the_eta():
         reporter.step_end(1, 3)
         reporter.epoch_end(epoch, {"loss": 0.5, "accuracy": 0.75})
     lines = stream.getvalue().splitlines()
-    assert lines[0] == "run 1/2 baseline_cnn seed 0, 2 epoch(s)"
+    assert lines[0] == "[1/2] baseline_cnn seed 0, 2 epochs"
     assert lines[1].startswith("  epoch   1/2  loss 0.5000  acc 0.7500")
     assert lines[1].endswith("ETA run ?, matrix ?")
     assert lines[2].endswith("ETA run 0s, matrix 0s") and len(lines) == 3
