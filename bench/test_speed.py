@@ -1,4 +1,5 @@
-"""The speed benchmark as a pytest benchmark: `pytest bench -k speed --benchmark-only`.
+"""The speed benchmark as a pytest benchmark, opt-in: `pytest bench -k speed --benchmark-only`
+(or `-m speed`); a plain `pytest bench` leaves it out.
 
 The same measurement as `catsdogs speed` (catsdogs.speed), with the session's options
 (--data-dir, --limit, --variants, --seeds: its first seed, --batch-size, ...); the number
@@ -15,19 +16,19 @@ import os
 
 import pytest
 
-from catsdogs.options import from_pytest, parse_positive_int
+from catsdogs.options import parse_positive_int
 from catsdogs.speed import DEFAULT_SPEED_EPOCHS, measure_speed, render_speed
-from catsdogs.train import print_progress
 
 
-def test_speed(benchmark, request, capsys):
+@pytest.mark.speed
+def test_speed(benchmark, request, capsys, bench_state):
     if getattr(request.config, "workerinput", None) is not None:
         pytest.skip("speed figures need the machine to themselves: run "
                     "`pytest bench -k speed` without -n")
     epochs = parse_positive_int(os.environ.get("CATSDOGS_SPEED_EPOCHS", DEFAULT_SPEED_EPOCHS),
                                 option="CATSDOGS_SPEED_EPOCHS")
-    figures = benchmark.pedantic(measure_speed, args=(from_pytest(request.config),),
-                                 kwargs={"progress": print_progress, "epochs": epochs},
+    figures = benchmark.pedantic(measure_speed, args=(bench_state.options,),
+                                 kwargs={"progress": bench_state.reporter.line, "epochs": epochs},
                                  rounds=1, iterations=1, warmup_rounds=0)
     benchmark.extra_info.update(figures)
     with capsys.disabled():

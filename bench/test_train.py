@@ -1,9 +1,12 @@
-"""One benchmark per (variant, seed): one full training run, timed once.
+"""One benchmark per (variant, seed): one full training run, one round per epoch.
 
-`benchmark.pedantic(rounds=1, iterations=1, warmup_rounds=0)`: plain `benchmark()` would
-calibrate and train several times. The row is recorded in the session's result set as
-soon as the run ends; the metrics also go to `benchmark.extra_info`, so
-`--benchmark-json`, `--benchmark-autosave` and `--benchmark-compare` carry them.
+The run trains and is recorded exactly as `catsdogs run` does it
+(`runner.run_and_record`: same signal handling, same --resume skip). pytest-benchmark
+times its epochs (catsdogs.rounds): epoch 1, which holds tracing, is the warm-up round,
+and every later epoch's training steps are one round, so min/median/stddev/IQR are
+per-epoch training times and `--benchmark-compare-fail=median:10%` compares like with
+like. `extra_info` carries the row's numbers, its `run_id` and the result set's path, so
+a JSON entry leads to its row in runs.csv.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import math
 
 import pytest
 
-from catsdogs.runner import run_one
+from catsdogs import rounds, runner
 
 EXTRA_INFO_FIELDS = (
     "train_accuracy", "val_accuracy", "test_accuracy", "overfit_gap", "train_loss",
@@ -23,30 +26,51 @@ EXTRA_INFO_FIELDS = (
 )
 
 
-def extra_info(row: dict) -> dict:
-    """The row's numbers, plus the few labels a reader of the JSON needs."""
+def extra_info(row: dict, result_set) -> dict:
+    """The row's numbers, plus the few labels that lead a reader of the JSON to the row."""
     info = {key: row.get(key) for key in EXTRA_INFO_FIELDS if row.get(key) is not None}
     info.update(dataset=row["dataset"], dataset_fingerprint=row["dataset_fingerprint"],
                 pretrained=bool(row["pretrained"]), status=row["status"],
-                variant=row["variant"], seed=row["seed"])
+                variant=row["variant"], seed=row["seed"], run_id=row["run_id"],
+                result_set=str(result_set.path))
     return info
 
 
-def test_train(benchmark, bench_session, variant, seed):
-    if (variant, seed) in bench_session.done:
-        pytest.skip(f"{variant} seed {seed} is already in {bench_session.result_set.path}")
-    splits = bench_session.splits(seed)
-    row, epoch_rows = benchmark.pedantic(
-        run_one, args=(bench_session.prepared, variant, seed),
-        kwargs={"splits": splits}, rounds=1, iterations=1, warmup_rounds=0)
-    bench_session.result_set.append_run(row, epoch_rows)
-    bench_session.rows.append(row)
-    benchmark.extra_info.update(extra_info(row))
+def _train_in_rounds(benchmark, state, variant: str, seed: int) -> dict:
+    """Train and record one pair while pytest-benchmark times its epochs."""
+    options, session = state.options, state.session
+    splits = runner.load_data(session.prepared, seed)  # decoding stays out of every round
+    gate = rounds.EpochGate()
+    stopwatch, errors = rounds.stopwatch(benchmark, gate, options.epochs)
+    state.reporter.start_run(variant, seed)
+    try:
+        row = runner.run_and_record(session.prepared, session.result_set, variant, seed,
+                                    splits=splits, callbacks=(gate.keras_callback(),
+                                                              state.reporter.keras_callback()))
+    except runner.Interrupted as exc:
+        pytest.exit(f"interrupted ({exc}): finished runs are recorded in "
+                    f"{session.result_set.path}; add the missing ones with --resume "
+                    f"{session.result_set.path}", returncode=130)
+    finally:
+        gate.open()
+        stopwatch.join()
+    state.reporter.end_run(row)
+    if errors and row["status"] == "ok":
+        raise errors[0]  # the run is recorded; the timing machinery failed
+    return row
+
+
+def test_train(benchmark, bench_state, fresh_line, variant, seed):
+    if (variant, seed) not in bench_state.todo:
+        pytest.skip(f"{variant} seed {seed} is already in {bench_state.session.result_set.path}")
+    row = _train_in_rounds(benchmark, bench_state, variant, seed)
+    bench_state.rows.append(row)
+    benchmark.extra_info.update(extra_info(row, bench_state.session.result_set))
 
     assert row["status"] == "ok", f"{variant} seed {seed} failed: {row['error']}"
     for key in ("train_loss", "val_loss", "test_loss"):
         assert math.isfinite(row[key]), f"{key} is {row[key]}"
-    if not bench_session.options.smoke:
+    if not bench_state.options.smoke:
         # A coin flip gets each test image right with p = 0.5; beat it clearly.
         assert row["test_p_value"] < 0.01, (
             f"{variant} seed {seed}: test accuracy {row['test_accuracy']:.3f} "

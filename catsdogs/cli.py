@@ -1,4 +1,4 @@
-"""The `catsdogs` command: a thin layer over the package's functions.
+"""The `catsdogs` command: parse the command line, call the package, print the outcome.
 
     catsdogs data     where the data is, counts, fingerprint
     catsdogs run      train the variant x seed matrix into a new result set
@@ -44,13 +44,41 @@ def cmd_data(args: argparse.Namespace) -> int:
 
         root = ensure_synthetic()
     else:
-        root = fetch.locate_dataset(args.data_dir)
+        from catsdogs.progress import make_reporter
+
+        root = fetch.locate_dataset(args.data_dir,
+                                    progress=make_reporter().counter("download", "bytes"))
     print(fetch.describe(fetch.scan_dataset(root)))
     return 0
 
 
+def _describe_session(session, todo: list, options: BenchOptions,
+                      say: Callable[[str], None]) -> None:
+    """What the session is about to do, before the first run: where rows go, which data."""
+    from catsdogs import runner
+
+    prepared = session.prepared
+    say(f"result set: {session.result_set.path}")
+    official = ("" if prepared.info.fingerprint_known
+                else f" NOT the official set: {prepared.info.changes}")
+    say(f"data: {prepared.data_dir} ({prepared.dataset}, fingerprint "
+        f"{prepared.info.fingerprint[:12]}{official})")
+    if prepared.info.non_image_files:
+        say(f"  ignored {len(prepared.info.non_image_files)} non-image file(s), as Keras does: "
+            + ", ".join(prepared.info.non_image_files[:5])
+            + (", ..." if len(prepared.info.non_image_files) > 5 else ""))
+    skipped = prepared.environment.get("skipped_images") or []
+    if skipped:
+        say(f"  skipping {len(skipped)} unreadable image(s) (--skip-bad-images; recorded): "
+            + ", ".join(skipped[:5]) + (", ..." if len(skipped) > 5 else ""))
+    if options.smoke:
+        say(runner.SMOKE_NOTE)
+    say(f"{len(todo)} run(s) of {options.epochs} epoch(s) to go")
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from catsdogs import runner
+    from catsdogs.progress import make_reporter
 
     options = _resolve(args)
     if options.shard and not runner.matrix(options.variants, options.seeds, options.shard):
@@ -60,41 +88,29 @@ def cmd_run(args: argparse.Namespace) -> int:
              .format(*options.shard, pairs, options.shard[1]))
         return 0
     runner.install_signal_handlers()
+    reporter = make_reporter(sys.stderr)
     try:
-        prepared = runner.prepare(options, _say)
-        result_set = runner.open_result_set(prepared)
+        session = runner.start_session(options, reporter)
     except (KeyboardInterrupt, runner.Interrupted) as exc:
+        reporter.close()
         _say(f"interrupted ({str(exc) or 'Ctrl-C'}) before any run started; nothing was recorded")
         return 130
-    todo = runner.pending(prepared, result_set)
-    _say(f"result set: {result_set.path}")
-    official = ("" if prepared.info.fingerprint_known
-                else f" NOT the official set: {prepared.info.changes}")
-    _say(f"data: {prepared.data_dir} ({prepared.dataset}, fingerprint "
-         f"{prepared.info.fingerprint[:12]}{official})")
-    if prepared.info.non_image_files:
-        _say(f"  ignored {len(prepared.info.non_image_files)} non-image file(s), as Keras does: "
-             + ", ".join(prepared.info.non_image_files[:5])
-             + (", ..." if len(prepared.info.non_image_files) > 5 else ""))
-    skipped = prepared.environment.get("skipped_images") or []
-    if skipped:
-        _say(f"  skipping {len(skipped)} unreadable image(s) (--skip-bad-images; recorded): "
-             + ", ".join(skipped[:5]) + (", ..." if len(skipped) > 5 else ""))
-    if options.smoke:
-        _say(runner.SMOKE_NOTE)
-    tty = sys.stdout.isatty()
+    except UsageError:
+        reporter.close()  # the one-line refusal goes below any half-drawn bar
+        raise
+    result_set, todo = session.result_set, session.todo()
+    _describe_session(session, todo, options, reporter.line)
+    reporter.start_session(todo, options.epochs)
     failed = 0
     try:
-        for index, (variant, seed) in enumerate(todo, 1):
-            _say(f"[{index}/{len(todo)}] {variant} seed {seed}, {options.epochs} epochs")
-            row = runner.run_and_record(prepared, result_set, variant, seed,
-                                        progress=None if tty else _say,
-                                        keras_verbose=1 if tty else 0)
+        for variant, seed in todo:
+            reporter.start_run(variant, seed)
+            row = runner.run_and_record(session.prepared, result_set, variant, seed,
+                                        callbacks=(reporter.keras_callback(),))
+            reporter.end_run(row)
             failed += row["status"] != "ok"
-            if row["status"] == "ok":
-                _say(f"  test accuracy {row['test_accuracy']:.4f}  gap {row['overfit_gap']:+.4f}"
-                     f"  step {row['step_time_ms']:.1f} ms")
     except (KeyboardInterrupt, runner.Interrupted) as exc:
+        reporter.close()
         done = len(result_set.runs())
         _say(f"interrupted ({str(exc) or 'Ctrl-C'}): {done} finished run(s) are recorded in "
              f"{result_set.path}; add the missing ones with --resume {result_set.path}")
@@ -216,23 +232,82 @@ def _verdict_options(parser: argparse.ArgumentParser) -> None:
                         help="accept a (variant, seed) twice on one side or release, flagged")
 
 
+DESCRIPTION = """\
+Train four Keras CNNs on cats vs dogs with several seeds, record every number with the
+TensorFlow, Keras, device and data it came from, and tell whether a new TensorFlow
+release made them less accurate or slower. Each session writes a new result set under
+results/runs/; nothing is overwritten."""
+
+EPILOG = """\
+first run (downloads the 68 MB dataset and model4's ImageNet weights if needed):
+  catsdogs data                          where the data is, its counts and fingerprint
+  catsdogs run --epochs 1 --seeds 0 --variants model1     a quick check that all works
+  catsdogs run                           the full matrix: 4 variants x 3 seeds x 20 epochs
+  catsdogs report results/runs/<set>     tables and plots of a result set
+
+The pytest front end runs the same matrix: pytest bench --benchmark-only
+Bad input is one line on stderr and exit status 2 (--debug shows the traceback)."""
+
+RUN_EPILOG = """\
+Every option can also come from CATSDOGS_<NAME> (e.g. CATSDOGS_EPOCHS=5).
+On a terminal it shows the run (k of N), the epoch and ETAs for the run and the whole
+matrix; in a log or with CI set, one line per epoch with the same ETAs.
+
+examples:
+  catsdogs run                                     4 variants x seeds 0,1,2 x 20 epochs
+  catsdogs run --variants model1 --epochs 1 --seeds 0   a quick check that all works
+  catsdogs run --synthetic --epochs 1              offline, on generated data (labelled)
+  catsdogs run --resume results/runs/<set>         finish an interrupted session
+  catsdogs run --shard 2/4                         the 2nd of 4 CI runners' share"""
+
+DATA_EPILOG = """\
+Looks in --data-dir, then CATSDOGS_DATA, then the Keras cache (~/.keras/datasets), then
+downloads the official archive (68 MB, size checked) into the Keras cache.
+
+examples:
+  catsdogs data
+  catsdogs data --data-dir ~/datasets/cats_and_dogs_filtered"""
+
+SPEED_EPILOG = """\
+examples:
+  catsdogs speed --limit 100 --variants model1     a few minutes on a CPU
+  catsdogs speed --speed-epochs 3                   the full data, more timed epochs"""
+
+
+def _subcommand(sub, name: str, summary: str, description: str, epilog: str | None = None):
+    """A subcommand whose --help says what it does for the user, with examples."""
+    return sub.add_parser(name, help=summary, description=description, epilog=epilog,
+                          formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="catsdogs", description=__doc__.split("\n\n")[0])
+    parser = _Parser(prog="catsdogs", description=DESCRIPTION, epilog=EPILOG,
+                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"catsdogs {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    data = sub.add_parser("data", help="locate, verify and describe the dataset")
+    data = _subcommand(sub, "data", "find (or download) the dataset and check it",
+                       "Find cats_and_dogs_filtered, download it if it is nowhere, check its "
+                       "layout and print its counts and fingerprint (whether it is the "
+                       "official set).", DATA_EPILOG)
     data.add_argument("--data-dir", metavar="DIR", help="dataset folder (else CATSDOGS_DATA, "
                       "the Keras cache, then a download)")
     data.add_argument("--synthetic", action="store_true", help="describe the synthetic set")
     data.set_defaults(func=cmd_data)
 
-    run = sub.add_parser("run", help="train the variant x seed matrix into a new result set")
+    run = _subcommand(sub, "run", "train every variant x seed and record the results",
+                      "Train the variant x seed matrix and record every run (accuracy, "
+                      "step time, provenance) in a new result set, then print its table. "
+                      "Everything that would stop the session (data, weights, results "
+                      "folder) is checked before the first run.", RUN_EPILOG)
     add_to_argparse(run)
     run.set_defaults(func=cmd_run)
 
-    speed = sub.add_parser("speed", help="input throughput and epoch time vs the post's pipeline")
+    speed = _subcommand(sub, "speed", "how much faster this pipeline is than the post's",
+                        "Measure input-pipeline throughput and epoch time of this project's "
+                        "decode-once pipeline against the post's decode-every-epoch one, "
+                        "on the same images and model.", SPEED_EPILOG)
     add_to_argparse(speed)
     speed.add_argument("--speed-epochs", type=int, default=2, metavar="N",
                        help="epochs timed per model and pipeline (default: 2)")

@@ -20,7 +20,7 @@ import dataclasses
 import hashlib
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -144,10 +144,13 @@ def _op_error_reason(exc) -> str:
 
 
 def decode_files(root: Path, relpaths: list[str], image_size: tuple[int, int] = IMAGE_SIZE,
-                 *, skip_bad: bool = False) -> tuple[np.ndarray, list[str]]:
+                 *, skip_bad: bool = False, progress: Callable[[int, int], None] | None = None
+                 ) -> tuple[np.ndarray, list[str]]:
     """uint8 array (N, H, W, 3) of the files in order, decoding only those not yet in the
     process cache, in parallel. Returns (images, unreadable files); unreadable files are
-    an error unless `skip_bad`, in which case they are left out of the array."""
+    an error unless `skip_bad`, in which case they are left out of the array.
+    `progress(done, total)` hears of every batch decoded: the first pass over 3000 JPEGs
+    takes a while on a small CPU, and a silent wait looks like a hang."""
     import tensorflow as tf
 
     height, width = image_size
@@ -159,7 +162,12 @@ def decode_files(root: Path, relpaths: list[str], image_size: tuple[int, int] = 
             dataset = (tf.data.Dataset.from_tensor_slices(missing)
                        .map(_decode_fn(image_size), num_parallel_calls=tf.data.AUTOTUNE,
                             deterministic=True).batch(64))
-            arrays = np.concatenate([batch.numpy() for batch in dataset]) if missing else []
+            batches = []
+            for batch in dataset:
+                batches.append(batch.numpy())
+                if progress:
+                    progress(sum(len(b) for b in batches), len(missing))
+            arrays = np.concatenate(batches)
             for path, array in zip(missing, arrays):
                 _DECODED[(path, height, width)] = array
         except tf.errors.OpError:
@@ -181,14 +189,15 @@ def decode_files(root: Path, relpaths: list[str], image_size: tuple[int, int] = 
 
 
 def check_images(root: Path, info, seeds, limit: int | None = None, *,
-                 skip_bad: bool = False, image_size: tuple[int, int] = IMAGE_SIZE) -> list[str]:
+                 skip_bad: bool = False, image_size: tuple[int, int] = IMAGE_SIZE,
+                 progress: Callable[[int, int], None] | None = None) -> list[str]:
     """Decode, before any training, every image the given seeds will use (into the process
     cache, so the runs do not decode them again). Unreadable files are one DataError listing
     them all, or, with `skip_bad`, returned (relative paths) so the session records them."""
     chosen = [partition(info.files, seed=seed, limit=limit) for seed in seeds]
     wanted = sorted({path for splits in chosen for pairs in splits.values()
                      for path, _ in pairs})
-    _, bad = decode_files(Path(root), wanted, image_size, skip_bad=skip_bad)
+    _, bad = decode_files(Path(root), wanted, image_size, skip_bad=skip_bad, progress=progress)
     for splits in chosen if bad else ():
         for split, pairs in splits.items():
             if not set(path for path, _ in pairs) - set(bad):

@@ -1,9 +1,11 @@
 """The (variant, seed) matrix: what to run, on which data, into which result set.
 
 Shared by `catsdogs run` and `pytest bench`: both resolve the same options, call
-`prepare` once, then `run_and_record` per (variant, seed). A run that raises or diverges
-becomes a row with status=failed and the error, and the session goes on; an interruption
-(Ctrl-C, SIGTERM) abandons the current run without writing a row for it.
+`start_session` once (every check that could make the session unusable, before any run:
+one refusal, the same words in both), then `run_and_record` per (variant, seed). A run
+that raises or diverges becomes a row with status=failed and the error, and the session
+goes on; an interruption (Ctrl-C, SIGTERM) abandons the current run without writing a row
+for it.
 """
 
 from __future__ import annotations
@@ -13,12 +15,15 @@ import dataclasses
 import datetime as _dt
 import signal
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from catsdogs import fetch
 from catsdogs.errors import ResultsError, UsageError
 from catsdogs.options import BenchOptions
 from catsdogs.record import LoadedSet, ResultSet, check_writable, read_set
+
+if TYPE_CHECKING:
+    from catsdogs.progress import Reporter
 
 SMOKE_NOTE = "smoke run (--limit, --synthetic or --epochs < 5): accuracy is not judged"
 
@@ -92,14 +97,22 @@ class Prepared:
     resumed: LoadedSet | None = None  # the --resume set, as checked before anything ran
 
 
-def resolve_data_dir(options: BenchOptions, progress: Callable[[str], None] | None = None
-                     ) -> Path:
-    """The dataset folder: synthetic (generated, cached), explicit, Keras cache or download."""
+def _counter(progress: Reporter | Callable[[str], None] | None, label: str, unit: str):
+    """The (done, total) callback of a progress reporter; a plain line sink (what
+    `catsdogs speed` passes) has none, and counts then go unreported."""
+    make = getattr(progress, "counter", None)
+    return make(label, unit) if make else None
+
+
+def resolve_data_dir(options: BenchOptions,
+                     progress: Reporter | Callable[[str], None] | None = None) -> Path:
+    """The dataset folder: synthetic (generated, cached), explicit, Keras cache or download
+    (68 MB: its progress goes to `progress`, so a first run does not look stuck)."""
     if options.synthetic:
         from catsdogs.synthetic import ensure_synthetic
 
         return ensure_synthetic()
-    return fetch.locate_dataset(options.data_dir)
+    return fetch.locate_dataset(options.data_dir, progress=_counter(progress, "download", "bytes"))
 
 
 def _refuse_inside_data(options: BenchOptions, data_dir: Path) -> None:
@@ -139,7 +152,8 @@ def check_resume(options: BenchOptions, dataset: str, info: Any) -> LoadedSet:
     return loaded
 
 
-def prepare(options: BenchOptions, progress: Callable[[str], None] | None = None) -> Prepared:
+def prepare(options: BenchOptions,
+            progress: Reporter | Callable[[str], None] | None = None) -> Prepared:
     """Check everything that can be checked before training: data layout and files,
     --limit, the results folder or the whole --resume set, and the weights file's
     presence first, without TensorFlow, so a mistake is reported in a second and nothing
@@ -162,7 +176,8 @@ def prepare(options: BenchOptions, progress: Callable[[str], None] | None = None
         weights_path = resolve_weights(options.weights)  # fail before any training starts
     environment = _environment(options, weights_path)
     skipped = info.bad_files + check_images(data_dir, info, options.seeds, options.limit,
-                                            skip_bad=options.skip_bad_images)
+                                            skip_bad=options.skip_bad_images,
+                                            progress=_counter(progress, "decode", "images"))
     environment.update({
         "data_dir": str(Path(data_dir).resolve()),
         "dataset": dataset,
@@ -212,6 +227,47 @@ def pending(prepared: Prepared, result_set: ResultSet) -> list[tuple[str, int]]:
             if prepared.resumed is not None else set())
     return [pair for pair in matrix(options.variants, options.seeds, options.shard)
             if pair not in done]
+
+
+class Session:
+    """A session that passed every check: its data, and its result set (created on first
+    use, so a session that records nothing, e.g. the speed benchmark alone, leaves no
+    empty set behind)."""
+
+    def __init__(self, prepared: Prepared, result_set: ResultSet | None = None) -> None:
+        self.prepared = prepared
+        self._result_set = result_set
+
+    @property
+    def result_set(self) -> ResultSet:
+        if self._result_set is None:
+            self._result_set = open_result_set(self.prepared)
+        return self._result_set
+
+    @property
+    def started(self) -> bool:
+        """Whether the result set exists yet (reading it would create it otherwise)."""
+        return self._result_set is not None
+
+    def todo(self) -> list[tuple[str, int]]:
+        """The pairs still to run (without --resume a new set holds nothing yet)."""
+        return pending(self.prepared, self.result_set if self.prepared.options.resume
+                       else self._result_set)
+
+
+def start_session(options: BenchOptions, progress: Reporter | None = None,
+                  result_set: str | Path | None = None) -> Session:
+    """Everything that would make a whole session unusable, checked once before any run:
+    the dataset (found, downloaded or refused), --limit, the results folder or the
+    --resume set (and that it ran the same configuration), model4's weights, every image.
+    `catsdogs run` and the pytest bench both start here, so they refuse with the same
+    words (a UsageError, one line). `result_set` joins an existing set instead (an xdist
+    worker writing into its controller's set)."""
+    prepared = prepare(options, progress)
+    session = Session(prepared, ResultSet.open(result_set) if result_set else None)
+    if options.resume:
+        session.result_set  # noqa: B018 -- opening it checks it ran the same configuration
+    return session
 
 
 # ---------------------------------------------------------------- one run, recorded
@@ -268,10 +324,11 @@ def load_data(prepared: Prepared, seed: int):
 
 def run_one(prepared: Prepared, variant: str, seed: int,
             progress: Callable[[str], None] | None = None, keras_verbose: int = 0,
-            splits=None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+            splits=None, callbacks: tuple = ()) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Train one pair and return (run row, epoch rows), status ok or failed. Interruptions
     (KeyboardInterrupt, Interrupted) propagate: nothing is recorded for this pair.
-    `splits` may be loaded beforehand (the bench does, to keep decoding out of its timing)."""
+    `splits` may be loaded beforehand (the bench does, to keep decoding out of its timing);
+    `callbacks` are extra Keras callbacks (the live display, the bench's epoch rounds)."""
     from catsdogs.train import TrainConfig, train_run
 
     options = prepared.options
@@ -283,7 +340,7 @@ def run_one(prepared: Prepared, variant: str, seed: int,
                              mixed_precision=options.mixed_precision, xla=options.xla,
                              strategy=options.strategy)
         result = train_run(variant, splits, seed=seed, config=config, progress=progress,
-                           keras_verbose=keras_verbose)
+                           keras_verbose=keras_verbose, extra_callbacks=tuple(callbacks))
     except UsageError:
         raise  # bad input stops the session: every later run would fail the same way
     except Exception as exc:  # one failed run must not end the matrix: record it, go on
@@ -305,9 +362,10 @@ def run_one(prepared: Prepared, variant: str, seed: int,
 
 def run_and_record(prepared: Prepared, result_set: ResultSet, variant: str, seed: int,
                    progress: Callable[[str], None] | None = None, keras_verbose: int = 0,
-                   splits=None) -> dict[str, Any]:
+                   splits=None, callbacks: tuple = ()) -> dict[str, Any]:
     """Train one pair and append its rows to the result set as soon as it ends."""
-    row, epoch_rows = run_one(prepared, variant, seed, progress, keras_verbose, splits)
+    row, epoch_rows = run_one(prepared, variant, seed, progress, keras_verbose, splits,
+                              callbacks)
     with _signals_deferred():
         result_set.append_run(row, epoch_rows)
     return row

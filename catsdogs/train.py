@@ -22,6 +22,7 @@ import numpy as np
 
 from catsdogs.errors import UsageError
 from catsdogs.models import build_model, get_variant, parameter_counts, resolve_weights
+from catsdogs.progress import epoch_line
 
 
 class TrainingDiverged(RuntimeError):
@@ -125,12 +126,7 @@ def make_callbacks(timer: StepTimer, progress: Callable[[str], None] | None, epo
                     timer.diverged = f"{key} became {float(logs[key])} at epoch {epoch + 1}"
                     self.model.stop_training = True
             if progress:
-                nan = float("nan")
-                progress(f"  epoch {epoch + 1:>3}/{epochs}  loss {logs.get('loss', nan):.4f}"
-                         f"  acc {logs.get('accuracy', float('nan')):.4f}"
-                         f"  val_loss {logs.get('val_loss', float('nan')):.4f}"
-                         f"  val_acc {logs.get('val_accuracy', float('nan')):.4f}"
-                         f"  {timer.epoch_s[-1]:6.1f}s")
+                progress(epoch_line(epoch + 1, epochs, logs, timer.epoch_s[-1]))
 
     class _EpochOnly(keras.callbacks.Callback):
         """Without per-step hooks: epoch times only (to measure the step timer's cost)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -78,8 +79,24 @@ def test_run_prints_progress_and_a_table(tmp_path):
                   "3", "--results-dir", str(tmp_path))
     assert out.returncode == 0, out.stderr[-3000:]
     assert "epoch   1/2" in out.stderr and "epoch   2/2" in out.stderr
+    # A pipe is a log: plain lines, each epoch with the ETAs, no cursor control.
+    assert "[1/1] baseline_cnn seed 3, 2 epochs" in out.stderr
+    assert re.search(r"epoch +2/2 .*ETA run 0s, matrix 0s", out.stderr), out.stderr
+    assert "\x1b[" not in out.stderr and "\r" not in out.stderr
     assert "baseline" in out.stdout.lower() and "50% baseline" in out.stdout
     rows = list(csv.DictReader(open(_only_result_set(tmp_path) / "runs.csv")))
     assert rows[0]["dataset"] == "synthetic" and rows[0]["seed"] == "3"
     epochs = list(csv.DictReader(open(_only_result_set(tmp_path) / "epochs.csv")))
     assert [e["epoch"] for e in epochs] == ["1", "2"]
+
+
+def test_help_says_what_each_command_does_for_the_user():
+    top = run_cli("--help")
+    assert top.returncode == 0 and "thin layer" not in top.stdout
+    assert "new TensorFlow" in top.stdout and "catsdogs run --epochs 1" in top.stdout
+    for command, example in (("run", "catsdogs run --resume"), ("data", "catsdogs data"),
+                             ("speed", "catsdogs speed --limit")):
+        out = run_cli(command, "--help")
+        assert out.returncode == 0, out.stderr
+        assert "examples:" in out.stdout and example in out.stdout, (command, out.stdout)
+    assert "CATSDOGS_<NAME>" in run_cli("run", "--help").stdout
