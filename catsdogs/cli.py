@@ -213,6 +213,12 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: {message}")
 
 
+def _user_path(text: str) -> Path:
+    """A path argument as the shell would have expanded it: `~` and `~user` work in every
+    option (quoted, or after `=`, the shell leaves them to us)."""
+    return Path(text).expanduser()
+
+
 def _verdict_options(parser: argparse.ArgumentParser) -> None:
     """The options compare and trend share: one rule, defined once (docs/verdicts.md)."""
     parser.add_argument("--alpha", type=_float_in(0.0001, 0.49, "--alpha"), default=0.05,
@@ -224,7 +230,8 @@ def _verdict_options(parser: argparse.ArgumentParser) -> None:
                         "regression (default: 10)")
     parser.add_argument("--format", choices=("github", "plain"), default="github",
                         help="table style (default: github)")
-    parser.add_argument("--json", metavar="PATH", help="also write the verdicts as JSON "
+    parser.add_argument("--json", metavar="PATH", type=_user_path,
+                        help="also write the verdicts as JSON "
                         "(schema in docs/verdicts.md)")
     parser.add_argument("--allow-mixed", action="store_true",
                         help="combine non-comparable rows, marked as such")
@@ -314,41 +321,47 @@ def build_parser() -> argparse.ArgumentParser:
     speed.set_defaults(func=cmd_speed)
 
     report = sub.add_parser("report", help="comparison table and plots from result sets")
-    report.add_argument("result_sets", nargs="+", metavar="RESULT_SET")
+    report.add_argument("result_sets", nargs="+", metavar="RESULT_SET", type=_user_path)
     report.add_argument("--format", choices=("github", "latex", "plain", "csv"),
                         default="github", help="table printed (default: github)")
-    report.add_argument("--out", metavar="DIR", help="where the tables, figures and "
+    report.add_argument("--out", metavar="DIR", type=_user_path,
+                        help="where the tables, figures and "
                         "index.html go (default: report/<first set's name>/ beside runs/; "
                         "never a result set)")
     report.add_argument("--columns", metavar="LIST", help="table columns, comma-separated, "
                         "from: model, n, test, val, train, gap, above, step, images, params, "
                         "failed (default: all; LaTeX: model,n,test,val,train,gap, which "
                         "fits a default article's text width)")
-    report.add_argument("--baseline", nargs="+", metavar="SET", help="also judge these "
+    report.add_argument("--baseline", nargs="+", metavar="SET", type=_user_path,
+                        help="also judge these "
                         "sets against the baseline SET(s) with compare's rule (default "
                         "thresholds) and put the verdicts into index.html")
-    report.add_argument("--readme", metavar="FILE", help="also replace the block between "
+    report.add_argument("--readme", metavar="FILE", type=_user_path,
+                        help="also replace the block between "
                         "<!-- REPORT:START --> and <!-- REPORT:END --> in FILE with the "
                         "table and links to every figure (e.g. results/README.md)")
     report.add_argument("--allow-mixed", action="store_true",
                         help="combine non-comparable rows, marked as such")
-    report.add_argument("--data-dir", metavar="DIR", help="dataset for the sample figures")
+    report.add_argument("--data-dir", metavar="DIR", type=_user_path,
+                        help="dataset for the sample figures")
     report.add_argument("--no-samples", action="store_true", help="draw no pictures of the "
                         "dataset, even when its folder is at hand (e.g. for committed reports)")
     report.set_defaults(func=cmd_report)
 
     compare = sub.add_parser("compare", help="regression verdicts: BASE vs CANDIDATE")
-    compare.add_argument("base", nargs="+", metavar="BASE",
+    compare.add_argument("base", nargs="+", metavar="BASE", type=_user_path,
                          help="result set(s) of the base; separate groups with --candidate")
-    compare.add_argument("--candidate", nargs="+", required=True, metavar="RESULT_SET")
+    compare.add_argument("--candidate", nargs="+", required=True, metavar="RESULT_SET",
+                         type=_user_path)
     _verdict_options(compare)
     compare.add_argument("--strict", action="store_true",
                          help="exit 3 when any verdict is inconclusive (default: exit 0)")
     compare.set_defaults(func=cmd_compare)
 
     trend = sub.add_parser("trend", help="accuracy and step time across TF versions")
-    trend.add_argument("result_sets", nargs="+", metavar="RESULT_SET")
-    trend.add_argument("--out", metavar="DIR", help="where trend.png/.pdf go "
+    trend.add_argument("result_sets", nargs="+", metavar="RESULT_SET", type=_user_path)
+    trend.add_argument("--out", metavar="DIR", type=_user_path,
+                       help="where trend.png/.pdf go "
                        "(default: report/trend_<first set>/ beside runs/; never a result set)")
     _verdict_options(trend)
     trend.set_defaults(func=cmd_trend)

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from resultsets import write_result_set
 
+from catsdogs.cli import main
 from catsdogs.report import README_END, README_START, default_out
 
 
@@ -140,3 +141,21 @@ def test_a_report_from_csvs_never_imports_tensorflow(result_set, tmp_path):
                           timeout=300, check=False, env={**os.environ})
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip().splitlines()[-1] == "False"
+
+
+def test_tilde_in_report_trend_and_compare_paths_means_home(tmp_path, monkeypatch):
+    """`--out ~/x` (quoted, or after `=`, the shell leaves `~` to us) is the home folder,
+    never a folder literally named `~` in the working directory."""
+    home, work = tmp_path / "home", tmp_path / "work"
+    home.mkdir()
+    work.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(work)
+    result_set = write_result_set(home / "results", variants=["baseline_cnn"], seeds=[0, 1])
+    tilde_set = "~/" + str(result_set.relative_to(home))
+    assert main(["report", tilde_set, "--out", "~/rep", "--no-samples"]) == 0
+    assert main(["trend", tilde_set, "--out=~/tr", "--json", "~/trend.json"]) == 0
+    assert main(["compare", tilde_set, tilde_set, "--json", "~/verdicts.json"]) == 0
+    assert (home / "rep" / "index.html").exists() and (home / "tr" / "trend.png").exists()
+    assert (home / "trend.json").exists() and (home / "verdicts.json").exists()
+    assert not (work / "~").exists()
