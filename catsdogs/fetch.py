@@ -43,6 +43,7 @@ from catsdogs.scan import (  # noqa: F401 - the data stage's public names, kept 
     SPLITS,
     DatasetInfo,
     compute_fingerprint,
+    dataset_kind,
     describe,
     manifest,
     official_changes,

@@ -15,10 +15,8 @@ import warnings
 from pathlib import Path
 from typing import Any, Callable
 
+from catsdogs.constants import IMAGE_SHAPE, NUM_CLASSES
 from catsdogs.errors import UsageError, WeightsError
-
-IMAGE_SHAPE = (160, 160, 3)
-NUM_CLASSES = 2
 
 # The MobileNetV2 base of model4: alpha 1.0, 160x160, no top (the post's download log:
 # 9,406,464 bytes).

@@ -14,6 +14,7 @@ import os
 import re
 from typing import Any, Callable
 
+from catsdogs.constants import BATCH_SIZE
 from catsdogs.errors import UsageError
 
 ENV_PREFIX = "CATSDOGS_"
@@ -178,7 +179,7 @@ OPTIONS: tuple[Option, ...] = (
            "LIST"),
     Option("epochs", "training epochs per run (the post trains 20)", 20,
            _int("--epochs", MAX_EPOCHS), "N"),
-    Option("batch_size", "global batch size (the post uses 32)", 32,
+    Option("batch_size", f"global batch size (the post uses {BATCH_SIZE})", BATCH_SIZE,
            _int("--batch-size", MAX_BATCH_SIZE), "N"),
     Option("data_dir", "dataset folder (cats_and_dogs_filtered layout); otherwise the Keras "
            "cache, then a download", None, _path("--data-dir"), "DIR"),

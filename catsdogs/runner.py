@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from catsdogs import fetch
+from catsdogs.constants import IMAGE_SIZE_TEXT
 from catsdogs.errors import ResultsError, UsageError
 from catsdogs.options import BenchOptions
 from catsdogs.record import LoadedSet, ResultSet, check_writable, read_set
@@ -147,13 +148,12 @@ def prepare(options: BenchOptions, progress: Callable[[str], None] | None = None
     session will use."""
     from catsdogs.data import check_images, check_limit
     from catsdogs.models import get_variant, resolve_weights
-    from catsdogs.synthetic import is_synthetic
 
     data_dir = resolve_data_dir(options, progress)
     _refuse_inside_data(options, data_dir)
     info = fetch.scan_dataset(data_dir, skip_bad=options.skip_bad_images)
     check_limit(options.limit, info.counts())
-    dataset = "synthetic" if is_synthetic(data_dir) else "real"
+    dataset = fetch.dataset_kind(data_dir)
     resumed = check_resume(options, dataset, info) if options.resume else None
     if not options.resume:
         check_writable(options.results_dir)
@@ -225,7 +225,7 @@ def _base_row(prepared: Prepared, variant: str, seed: int, splits) -> dict[str, 
     return {
         "run_id": f"{variant}-s{seed}-{_dt.datetime.now(_dt.timezone.utc):%Y%m%dT%H%M%S%fZ}",
         "variant": variant, "alias": get_variant(variant).alias, "seed": seed,
-        "epochs": options.epochs, "batch_size": options.batch_size, "image_size": "160x160",
+        "epochs": options.epochs, "batch_size": options.batch_size, "image_size": IMAGE_SIZE_TEXT,
         "dataset": prepared.dataset, "dataset_fingerprint": prepared.info.fingerprint,
         "dataset_fingerprint_known": prepared.info.fingerprint_known,
         "dataset_changes": prepared.info.changes, "limit": options.limit,

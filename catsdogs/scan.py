@@ -20,14 +20,15 @@ import stat
 from pathlib import Path
 from typing import Iterable
 
+from catsdogs.constants import CLASSES, SPLITS
 from catsdogs.errors import DataError
 
 #: sha256 of the sorted `sha256sum` manifest of the 3000 official JPEGs (see
 #: `compute_fingerprint`); a run on other data carries its own fingerprint instead.
 KNOWN_FINGERPRINT = "7ecc68776f753fca008de8ee9d57ff4ad6d0550ec8c964be4c5090b0b5fb57fd"
-SPLITS = ("train", "validation")
-#: Alphabetical, as Keras infers labels from folder names: label 0 = cat, 1 = dog.
-CLASSES = ("cats", "dogs")
+#: The file `synthetic.make_synthetic` writes last into a generated set: its presence is
+#: what makes a folder "synthetic" everywhere (rows, reports, `catsdogs data`).
+MARKER = "SYNTHETIC"
 #: What `keras.utils.image_dataset_from_directory` reads (compared case-insensitively).
 IMAGE_EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
 _CHUNK = 1024 * 1024
@@ -281,11 +282,21 @@ def official_changes(hashes: dict[str, str]) -> str:
     return f"{added} added, {missing} missing, {changed} changed"
 
 
+def is_synthetic(root: str | os.PathLike) -> bool:
+    """True if `root` holds a dataset made by `synthetic.make_synthetic` (its marker file
+    is there). Here, not in synthetic.py, so the data stage needs no generator to know."""
+    return (Path(root) / MARKER).is_file()
+
+
+def dataset_kind(root: str | os.PathLike) -> str:
+    """"synthetic" or "real": the one answer every row, report and check records, so a
+    result on generated images can never be labelled as the real task."""
+    return "synthetic" if is_synthetic(root) else "real"
+
+
 def describe(info: DatasetInfo) -> str:
     """The report `catsdogs data` prints: where, how many per split and class, and
     whether the data is the official set."""
-    from catsdogs.synthetic import is_synthetic  # lazy: synthetic imports this module
-
     counts = info.counts()
     lines = [f"Dataset: {info.root}"]
     if is_synthetic(info.root):

@@ -88,7 +88,7 @@ def post_dataset(directory: Path, *, batch_size: int):
     import tensorflow as tf
     from tensorflow import keras
 
-    from catsdogs.data import IMAGE_SIZE
+    from catsdogs.constants import IMAGE_SIZE
 
     with contextlib.redirect_stdout(io.StringIO()):
         dataset = keras.utils.image_dataset_from_directory(

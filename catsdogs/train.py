@@ -20,6 +20,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from catsdogs.constants import BATCH_SIZE
 from catsdogs.errors import UsageError
 from catsdogs.models import build_model, get_variant, parameter_counts, resolve_weights
 
@@ -38,7 +39,7 @@ class TrainConfig:
     """How one run trains; the defaults are the post's."""
 
     epochs: int = 20
-    batch_size: int = 32
+    batch_size: int = BATCH_SIZE
     weights: str = "imagenet"
     deterministic: bool = False
     mixed_precision: bool = False
