@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Mapping, Sequence
 
 from catsdogs.errors import DataError
-from catsdogs.fsutil import file_lock
+from catsdogs.fsutil import file_lock, keras_cache_dir  # noqa: F401 - public here too
 from catsdogs.scan import (  # noqa: F401 - the data stage's public names, kept here too
     CLASSES,
     IMAGE_EXTENSIONS,
@@ -79,16 +79,6 @@ Progress = Callable[[int, int], None]
 
 def _env(environ: Mapping[str, str] | None) -> Mapping[str, str]:
     return os.environ if environ is None else environ
-
-
-def keras_cache_dir(environ: Mapping[str, str] | None = None) -> Path:
-    """Keras' cache root: `$KERAS_HOME` if set, else `~/.keras`. Datasets live in its
-    `datasets/` folder; we share it so a set Keras already downloaded is reused."""
-    env = _env(environ)
-    if env.get("KERAS_HOME"):
-        return Path(env["KERAS_HOME"]).expanduser()
-    home = env.get("HOME") if environ is not None else None
-    return (Path(home) if home else Path.home()) / ".keras"
 
 
 def candidate_dirs(environ: Mapping[str, str] | None = None) -> list[Path]:

@@ -178,7 +178,7 @@ def prepare(options: BenchOptions, progress: Callable[[str], None] | None = None
 def _environment(options: BenchOptions, weights_path: Any) -> dict[str, Any]:
     """Provenance of the session, after checking the weights file fits model4."""
     from catsdogs import provenance
-    from catsdogs.models import mobilenet_base, weights_sha256
+    from catsdogs.models import mobilenet_base, weights_provenance
 
     provenance.check_expected_tf()  # the env's named TF release, before anything is written
     environment = provenance.collect()
@@ -189,7 +189,7 @@ def _environment(options: BenchOptions, weights_path: Any) -> dict[str, Any]:
         keras.backend.clear_session()
     environment.update({
         "weights": options.weights, "weights_file": weights_path,
-        "weights_sha256": weights_sha256(weights_path),
+        **weights_provenance(weights_path),
         "options": {key: (list(value) if isinstance(value, tuple) else value)
                     for key, value in dataclasses.asdict(options).items()},
     })

@@ -22,6 +22,7 @@ from typing import Iterable
 
 from catsdogs.constants import CLASSES, SPLITS
 from catsdogs.errors import DataError
+from catsdogs.fsutil import file_sha256
 
 #: sha256 of the sorted `sha256sum` manifest of the 3000 official JPEGs (see
 #: `compute_fingerprint`); a run on other data carries its own fingerprint instead.
@@ -31,7 +32,6 @@ KNOWN_FINGERPRINT = "7ecc68776f753fca008de8ee9d57ff4ad6d0550ec8c964be4c5090b0b5f
 MARKER = "SYNTHETIC"
 #: What `keras.utils.image_dataset_from_directory` reads (compared case-insensitively).
 IMAGE_EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
-_CHUNK = 1024 * 1024
 
 @dataclasses.dataclass
 class DatasetInfo:
@@ -203,18 +203,10 @@ def _hash_all(root: Path, relative_paths: list[str], bad: list[str]) -> dict[str
     hashes: dict[str, str] = {}
     for rel in relative_paths:
         try:
-            hashes[rel] = _sha256_file(root / rel)
+            hashes[rel] = file_sha256(root / rel)
         except OSError as exc:
             bad.append(f"{shown(rel)} ({exc.strerror or exc})")
     return hashes
-
-
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _manifest_line(hexdigest: str, rel: str) -> str:
@@ -245,7 +237,7 @@ def manifest(root: str | os.PathLike, relative_paths: Iterable[str]) -> str:
     any case) among `relative_paths` that lie under train/ or validation/, sorted by the
     bytes of the path (`LC_ALL=C sort`)."""
     root = Path(root)
-    return _manifest_text({p: _sha256_file(root / p) for p in _training_images(relative_paths)})
+    return _manifest_text({p: file_sha256(root / p) for p in _training_images(relative_paths)})
 
 
 def compute_fingerprint(root: str | os.PathLike, relative_paths: Iterable[str]) -> str:
