@@ -259,8 +259,6 @@ def load_splits(data_dir, *, seed: int = 0, limit: int | None = None,
 
     Train is reshuffled every epoch with `seed`; validation and test are in a fixed order.
     `info` (a fetch.DatasetInfo) skips re-scanning when the caller already has it."""
-    if batch_size <= 0:
-        raise UsageError(f"--batch-size: expected a positive integer, got {batch_size!r}")
     root = Path(data_dir)
     info = info if info is not None else fetch.scan_dataset(root, skip_bad=skip_bad_images)
     check_limit(limit, info.counts())

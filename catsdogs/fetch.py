@@ -36,6 +36,7 @@ from typing import Callable, Iterable, Mapping, Sequence
 
 from catsdogs.errors import DataError
 from catsdogs.fsutil import file_lock, keras_cache_dir  # noqa: F401 - public here too
+from catsdogs.options import OPTIONS_BY_NAME
 from catsdogs.scan import (  # noqa: F401 - the data stage's public names, kept here too
     CLASSES,
     IMAGE_EXTENSIONS,
@@ -61,7 +62,8 @@ ARCHIVE_URLS = (
     "https://download.mlcc.google.com/mledu-datasets/cats_and_dogs_filtered.zip",
 )
 DATASET_NAME = "cats_and_dogs_filtered"
-ENV_VARS = ("CATSDOGS_DATA", "CATSDOGS_DATA_DIR")
+#: Declared once, in the options registry (data_dir and its aliases).
+ENV_VARS = OPTIONS_BY_NAME["data_dir"].env_names
 
 #: Folder Keras >= 3.6 extracts `cats_and_dogs.zip` into (inside `<keras home>/datasets`).
 KERAS_EXTRACTED_DIR = "cats_and_dogs_extracted"

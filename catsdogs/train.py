@@ -48,13 +48,8 @@ class TrainConfig:
     timing: bool = True  # per-step timing callback; off only to measure what it costs
 
     def __post_init__(self) -> None:
-        if not isinstance(self.epochs, int) or self.epochs <= 0:
-            raise UsageError(f"--epochs: expected a positive integer, got {self.epochs!r}")
-        if not isinstance(self.batch_size, int) or self.batch_size <= 0:
-            raise UsageError(f"--batch-size: expected a positive integer, "
-                             f"got {self.batch_size!r}")
-        if self.strategy not in ("default", "mirrored"):
-            raise UsageError(f"--strategy: expected default or mirrored, got {self.strategy!r}")
+        """Epochs, batch size and strategy arrive checked by options.resolve (their one
+        check); only the rule that joins two options is checked here."""
         if self.xla and self.deterministic:
             raise UsageError("--xla and --deterministic: Keras trains without XLA while op "
                              "determinism is on; expected one or the other")
