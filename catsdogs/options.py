@@ -219,6 +219,13 @@ SPEED_OPTIONS: tuple[Option, ...] = (
 OPTIONS_BY_NAME = {option.name: option for option in OPTIONS + SPEED_OPTIONS}
 
 
+#: Fewer epochs than this make a smoke run (as do --limit and --synthetic).
+SMOKE_EPOCHS = 5
+#: What a smoke run is told, next to the rule that defines one (`BenchOptions.smoke`).
+SMOKE_NOTE = (f"smoke run (--limit, --synthetic or --epochs < {SMOKE_EPOCHS}): accuracy tests "
+              "the pipeline, not the models")
+
+
 @dataclasses.dataclass(frozen=True)
 class BenchOptions:
     """The checked values of every option; what the runner and the bench consume."""
@@ -243,7 +250,7 @@ class BenchOptions:
     @property
     def smoke(self) -> bool:
         """A declared smoke run: too little data or training to judge accuracy."""
-        return bool(self.limit or self.synthetic or self.epochs < 5)
+        return bool(self.limit or self.synthetic or self.epochs < SMOKE_EPOCHS)
 
 
 def _raw_value(option: Option, raw: dict[str, Any], environ: dict[str, str]

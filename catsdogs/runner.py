@@ -18,10 +18,8 @@ from typing import Any, Callable
 from catsdogs import fetch
 from catsdogs.constants import IMAGE_SIZE_TEXT
 from catsdogs.errors import ResultsError, UsageError
-from catsdogs.options import BenchOptions
+from catsdogs.options import SMOKE_NOTE, BenchOptions  # noqa: F401 - cli prints runner.SMOKE_NOTE
 from catsdogs.record import LoadedSet, ResultSet, check_writable, read_set
-
-SMOKE_NOTE = "smoke run (--limit, --synthetic or --epochs < 5): accuracy is not judged"
 
 
 class Interrupted(BaseException):
