@@ -198,9 +198,18 @@ def _strategy(name: str):
     return tf.distribute.MirroredStrategy() if name == "mirrored" else tf.distribute.get_strategy()
 
 
+def all_layers(layer) -> list:
+    """`layer` and every layer nested in it, through the public `.layers` of models
+    (model4 nests MobileNetV2, the augmentation and the preprocessor as models)."""
+    found = [layer]
+    for sub in getattr(layer, "layers", ()):
+        found += all_layers(sub)
+    return found
+
+
 def _no_xla_reason(model, name: str) -> str:
     """Why Keras turned jit_compile off (it only warns, then trains without XLA)."""
-    layers = [layer.name for layer in model._flatten_layers() if not layer.supports_jit]
+    layers = [layer.name for layer in all_layers(model) if not layer.supports_jit]
     why = (f"layer {', '.join(layers)} does not support XLA" if layers
            else "TensorFlow op determinism is on in this process")
     return f"--xla: Keras would train {name} without XLA ({why})"

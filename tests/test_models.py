@@ -120,3 +120,15 @@ def test_weights_provenance_records_the_loaded_files_hash_and_size(tmp_path):
     assert weights_provenance(str(path)) == {
         "weights_sha256": hashlib.sha256(b"weights").hexdigest(), "weights_bytes": 7}
     assert weights_provenance(None) == {"weights_sha256": None, "weights_bytes": None}
+
+
+def test_all_layers_reaches_into_every_nested_model_of_model4():
+    """The XLA check names the layers that refuse jit_compile; it must see inside the
+    nested base, augmentation and preprocessor, with public Keras attributes only."""
+    from catsdogs.train import all_layers
+
+    model = build_model("model4", weights="none", seed=0)
+    kinds = {type(layer).__name__ for layer in all_layers(model)}
+    names = {layer.name for layer in all_layers(model)}
+    assert {"RandomFlip", "RandomRotation", "Dense", "Conv2D"} <= kinds
+    assert {"Conv1", "out_relu", "preprocessor", "mobilenetv2_base", "dense_1"} <= names
