@@ -169,3 +169,21 @@ def test_speed_epochs_is_a_registered_option_with_its_variable():
     with pytest.raises(UsageError, match="CATSDOGS_SPEED_EPOCHS: expected a positive integer, "
                                          "got '0'"):
         resolve_one("speed_epochs", None, environ={"CATSDOGS_SPEED_EPOCHS": "0"})
+
+
+def test_compares_argv_rewrite_knows_every_option_that_takes_a_value(capsys):
+    """`catsdogs compare A B` becomes `compare A --candidate B` by skipping the values of
+    options; that list is written by hand in cli.py, so a new valued option added to
+    compare without it would turn its value into a result set. The parser's own help is
+    the reference."""
+    import re
+
+    from catsdogs.cli import _VALUED_VERDICT_OPTIONS, _split_compare_args, build_parser
+
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["compare", "--help"])
+    help_text = capsys.readouterr().out.split("options:", 1)[1]
+    valued = set(re.findall(r"^\s+(--[\w-]+) [A-Z{]", help_text, re.MULTILINE))
+    assert valued - {"--candidate"} == set(_VALUED_VERDICT_OPTIONS)
+    assert _split_compare_args(["compare", "A", "--alpha", "0.1", "--json", "j", "B"]) == [
+        "compare", "A", "--alpha", "0.1", "--json", "j", "--candidate", "B"]
