@@ -14,7 +14,7 @@ import warnings
 from pathlib import Path
 from typing import Any, Callable
 
-from catsdogs.constants import IMAGE_SHAPE, NUM_CLASSES
+from catsdogs.constants import IMAGE_SHAPE, IMAGE_SIZE_TEXT, NUM_CLASSES
 from catsdogs.errors import UsageError, WeightsError
 from catsdogs.fsutil import file_sha256, keras_cache_dir
 
@@ -216,7 +216,7 @@ def resolve_weights(weights: str, *, download: bool = True) -> str | None:
         path = Path(weights).expanduser()
         if not path.is_file():
             raise WeightsError(f"--weights: no file at {str(path)!r}; expected a MobileNetV2 "
-                               f"(160x160, no top) weights file, or imagenet or none")
+                               f"({IMAGE_SIZE_TEXT}, no top) weights file, or imagenet or none")
         return str(path)
     spec = MOBILENET_V2_160
     cached = keras_cache_dir() / "models" / spec.file
