@@ -7,7 +7,7 @@ and identified by a fingerprint rather than by a path. It never imports TensorFl
 
 Where the data comes from, first match wins (`locate_dataset`):
   1. an explicit folder (`--data-dir DIR`),
-  2. the environment (`CATSDOGS_DATA`, or `CATSDOGS_DATA_DIR`),
+  2. the environment (`CATSDOGS_DATA_DIR`, then its short form `CATSDOGS_DATA`),
   3. the Keras cache, in both layouts Keras has used for
      `get_file("cats_and_dogs.zip", ..., extract=True)`,
   4. a download of the official archive into the Keras cache.
@@ -108,7 +108,7 @@ def locate_dataset(data_dir: str | os.PathLike | None = None, *, download: bool 
                    urls: Sequence[str] = ARCHIVE_URLS, expected_size: int = ARCHIVE_SIZE,
                    environ: Mapping[str, str] | None = None,
                    progress: Progress | None = None) -> Path:
-    """The dataset folder to use: `data_dir`, else `$CATSDOGS_DATA` (`$CATSDOGS_DATA_DIR`),
+    """The dataset folder to use: `data_dir`, else `$CATSDOGS_DATA_DIR` (`$CATSDOGS_DATA`),
     else an existing Keras cache copy, else a fresh download into the Keras cache.
 
     The folder is not checked here (`scan_dataset` does that). When nothing works the
