@@ -25,13 +25,11 @@ from typing import Any, Callable
 import numpy as np
 
 from catsdogs import fetch
+from catsdogs.constants import BATCH_SIZE, CLASSES, IMAGE_SIZE, SPLIT_NAMES  # noqa: F401 - public here too
 from catsdogs.errors import DataError, UsageError
 
-IMAGE_SIZE = (160, 160)
-BATCH_SIZE = 32
 TEST_FRACTION = 192 / 1000  # the post's 6 test batches of 32, out of 1000 validation images
-SPLIT_NAMES = ("train", "validation", "test")
-LABELS = {"cats": 0, "dogs": 1}  # alphabetical, as image_dataset_from_directory assigns them
+LABELS = {cls: label for label, cls in enumerate(CLASSES)}  # as Keras assigns them
 
 # (absolute path, height, width) -> uint8 HxWx3 array; one decode per image per process.
 _DECODED: dict[tuple[str, int, int], np.ndarray] = {}
@@ -270,15 +268,11 @@ def load_splits(data_dir, *, seed: int = 0, limit: int | None = None,
 
     Train is reshuffled every epoch with `seed`; validation and test are in a fixed order.
     `info` (a fetch.DatasetInfo) skips re-scanning when the caller already has it."""
-    if batch_size <= 0:
-        raise UsageError(f"--batch-size: expected a positive integer, got {batch_size!r}")
     root = Path(data_dir)
     info = info if info is not None else fetch.scan_dataset(root, skip_bad=skip_bad_images)
     check_limit(limit, info.counts())
     chosen = partition(info.files, seed=seed, limit=limit)
     import tensorflow as tf
-
-    from catsdogs.synthetic import is_synthetic
 
     # tf.data derives the shuffle order from (global seed, op seed): pin both, so the
     # order depends on `seed` alone, not on whatever ran earlier in this process. A
@@ -312,7 +306,7 @@ def load_splits(data_dir, *, seed: int = 0, limit: int | None = None,
         files[split], labels[split] = paths, split_labels
     return Splits(train=datasets["train"], validation=datasets["validation"],
                   test=datasets["test"], files=files, labels=labels, data_dir=root,
-                  dataset="synthetic" if is_synthetic(root) else "real",
+                  dataset=fetch.dataset_kind(root),
                   fingerprint=info.fingerprint, fingerprint_known=info.fingerprint_known,
                   skipped=skipped, dataset_changes=info.changes,
                   non_image_files=list(info.non_image_files), seed=seed, limit=limit)

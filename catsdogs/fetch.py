@@ -7,7 +7,7 @@ and identified by a fingerprint rather than by a path. It never imports TensorFl
 
 Where the data comes from, first match wins (`locate_dataset`):
   1. an explicit folder (`--data-dir DIR`),
-  2. the environment (`CATSDOGS_DATA`, or `CATSDOGS_DATA_DIR`),
+  2. the environment (`CATSDOGS_DATA_DIR`, then its short form `CATSDOGS_DATA`),
   3. the Keras cache, in both layouts Keras has used for
      `get_file("cats_and_dogs.zip", ..., extract=True)`,
   4. a download of the official archive into the Keras cache.
@@ -35,7 +35,8 @@ from pathlib import Path
 from typing import Callable, Iterable, Mapping, Sequence
 
 from catsdogs.errors import DataError
-from catsdogs.fsutil import file_lock
+from catsdogs.fsutil import file_lock, keras_cache_dir  # noqa: F401 - public here too
+from catsdogs.options import OPTIONS_BY_NAME
 from catsdogs.scan import (  # noqa: F401 - the data stage's public names, kept here too
     CLASSES,
     IMAGE_EXTENSIONS,
@@ -43,6 +44,7 @@ from catsdogs.scan import (  # noqa: F401 - the data stage's public names, kept 
     SPLITS,
     DatasetInfo,
     compute_fingerprint,
+    dataset_kind,
     describe,
     manifest,
     official_changes,
@@ -60,7 +62,8 @@ ARCHIVE_URLS = (
     "https://download.mlcc.google.com/mledu-datasets/cats_and_dogs_filtered.zip",
 )
 DATASET_NAME = "cats_and_dogs_filtered"
-ENV_VARS = ("CATSDOGS_DATA", "CATSDOGS_DATA_DIR")
+#: Declared once, in the options registry (data_dir and its aliases).
+ENV_VARS = OPTIONS_BY_NAME["data_dir"].env_names
 
 #: Folder Keras >= 3.6 extracts `cats_and_dogs.zip` into (inside `<keras home>/datasets`).
 KERAS_EXTRACTED_DIR = "cats_and_dogs_extracted"
@@ -78,16 +81,6 @@ Progress = Callable[[int, int], None]
 
 def _env(environ: Mapping[str, str] | None) -> Mapping[str, str]:
     return os.environ if environ is None else environ
-
-
-def keras_cache_dir(environ: Mapping[str, str] | None = None) -> Path:
-    """Keras' cache root: `$KERAS_HOME` if set, else `~/.keras`. Datasets live in its
-    `datasets/` folder; we share it so a set Keras already downloaded is reused."""
-    env = _env(environ)
-    if env.get("KERAS_HOME"):
-        return Path(env["KERAS_HOME"]).expanduser()
-    home = env.get("HOME") if environ is not None else None
-    return (Path(home) if home else Path.home()) / ".keras"
 
 
 def candidate_dirs(environ: Mapping[str, str] | None = None) -> list[Path]:
@@ -115,7 +108,7 @@ def locate_dataset(data_dir: str | os.PathLike | None = None, *, download: bool 
                    urls: Sequence[str] = ARCHIVE_URLS, expected_size: int = ARCHIVE_SIZE,
                    environ: Mapping[str, str] | None = None,
                    progress: Progress | None = None) -> Path:
-    """The dataset folder to use: `data_dir`, else `$CATSDOGS_DATA` (`$CATSDOGS_DATA_DIR`),
+    """The dataset folder to use: `data_dir`, else `$CATSDOGS_DATA_DIR` (`$CATSDOGS_DATA`),
     else an existing Keras cache copy, else a fresh download into the Keras cache.
 
     The folder is not checked here (`scan_dataset` does that). When nothing works the

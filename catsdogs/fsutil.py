@@ -1,12 +1,13 @@
-"""File-system primitives shared by the data and record stages: one lock, one atomic write."""
+"""File-system primitives the stages share: a lock, an atomic write, a file hash, a cache root."""
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import os
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, Mapping
 
 from catsdogs.errors import StorageError
 
@@ -122,3 +123,27 @@ def _call(path: Path, function, *args) -> None:
 def atomic_write(path: Path, text: str) -> None:
     """Write one file atomically (see `atomic_write_all`)."""
     atomic_write_all([(path, text)])
+
+
+_CHUNK = 1024 * 1024
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """The sha256 of a file's bytes, read in chunks: the dataset manifest and the weights
+    file are hashed the same way, so the two can never disagree on what a hash means."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def keras_cache_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """Keras' cache root: `$KERAS_HOME` if set, else `~/.keras`. Datasets live in its
+    `datasets/` folder and model weights in `models/`; we share it so a file Keras already
+    downloaded is reused."""
+    env = os.environ if environ is None else environ
+    if env.get("KERAS_HOME"):
+        return Path(env["KERAS_HOME"]).expanduser()
+    home = env.get("HOME") if environ is not None else None
+    return (Path(home) if home else Path.home()) / ".keras"

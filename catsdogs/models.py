@@ -10,43 +10,67 @@ TensorFlow, so option parsing and reports stay fast; builders import it when cal
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import warnings
 from pathlib import Path
 from typing import Any, Callable
 
+from catsdogs.constants import IMAGE_SHAPE, IMAGE_SIZE_TEXT, NUM_CLASSES
 from catsdogs.errors import UsageError, WeightsError
+from catsdogs.fsutil import file_sha256, keras_cache_dir
 
-IMAGE_SHAPE = (160, 160, 3)
-NUM_CLASSES = 2
 
-# The MobileNetV2 base of model4: alpha 1.0, 160x160, no top (the post's download log:
-# 9,406,464 bytes).
-MOBILENET_WEIGHTS_FILE = "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_160_no_top.h5"
-MOBILENET_WEIGHTS_URL = ("https://storage.googleapis.com/tensorflow/keras-applications/"
-                         "mobilenet_v2/" + MOBILENET_WEIGHTS_FILE)
-MOBILENET_WEIGHTS_SIZE = 9_406_464
+@dataclasses.dataclass(frozen=True)
+class PretrainedWeights:
+    """A pretrained weights file a variant loads, pinned so `resolve_weights` can refuse a
+    truncated or different file instead of training on it."""
+
+    file: str  # name in the Keras cache (~/.keras/models/)
+    url: str
+    size: int  # bytes
+    sha256: str | None  # None: not pinned (see the entry), the size is still checked
+
+
+#: The MobileNetV2 base of model4: alpha 1.0, 160x160, no top. The size is the post's
+#: download log (9,406,464 bytes). Its sha256 is not pinned: the file cannot be fetched
+#: here, Keras' own mobilenet_v2.py loads it without a file_hash, and no public source we
+#: could find states one. Pin it once a trusted copy has been hashed.
+MOBILENET_V2_160 = PretrainedWeights(
+    file="mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_160_no_top.h5",
+    url=("https://storage.googleapis.com/tensorflow/keras-applications/mobilenet_v2/"
+         "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_160_no_top.h5"),
+    size=9_406_464,
+    sha256=None,
+)
+MOBILENET_WEIGHTS_FILE = MOBILENET_V2_160.file  # the name mobilenet_base's errors quote
 
 
 @dataclasses.dataclass(frozen=True)
 class Variant:
-    """One registered model: canonical name, the post's alias, and its builder."""
+    """One registered model: canonical name, the post's alias, its builder, the input it
+    takes and, for model4, the pretrained weights it loads."""
 
     name: str
     alias: str
     description: str
     builder: Callable[..., Any]
-    uses_weights: bool = False
+    input_shape: tuple[int, int, int] = IMAGE_SHAPE
+    weights: PretrainedWeights | None = None
+
+    @property
+    def uses_weights(self) -> bool:
+        """True for a variant whose build reads a weights file (--weights matters)."""
+        return self.weights is not None
 
 
 _REGISTRY: dict[str, Variant] = {}
 
 
-def register(name: str, alias: str, description: str, *, uses_weights: bool = False):
+def register(name: str, alias: str, description: str, *,
+             weights: PretrainedWeights | None = None):
     """Decorator: add a builder to the registry under its name and the post's alias."""
 
     def wrap(builder: Callable[..., Any]) -> Callable[..., Any]:
-        _REGISTRY[name] = Variant(name, alias, description, builder, uses_weights)
+        _REGISTRY[name] = Variant(name, alias, description, builder, weights=weights)
         return builder
 
     return wrap
@@ -154,7 +178,7 @@ def preprocessed_cnn(seed: int | None = None, **_: Any):
 
 @register("transfer_mobilenetv2", "model4",
           "frozen ImageNet MobileNetV2 base + the model3 head (the post's model4); "
-          "--weights none: the base is trained from scratch", uses_weights=True)
+          "--weights none: the base is trained from scratch", weights=MOBILENET_V2_160)
 def transfer_mobilenetv2(seed: int | None = None, weights: str = "imagenet", **_: Any):
     """Pretrained weights: the base is frozen and runs in inference mode (BatchNorm keeps
     its ImageNet statistics), as in the post. `weights='none'`: nothing pretrained to
@@ -179,39 +203,55 @@ ALIASES: dict[str, str] = {v.alias: v.name for v in _REGISTRY.values()}
 
 
 def _weights_hint() -> str:
-    return (f"download {MOBILENET_WEIGHTS_URL} and pass --weights PATH, put it in the Keras "
+    return (f"download {MOBILENET_V2_160.url} and pass --weights PATH, put it in the Keras "
             "cache (~/.keras/models/), or pass --weights none to train the base from scratch")
 
 
 def resolve_weights(weights: str, *, download: bool = True) -> str | None:
     """The weights file for the MobileNetV2 base, or None ('none': trained from scratch).
 
-    'imagenet' looks in the Keras cache, then downloads with Keras' own get_file; a
-    failure is a WeightsError saying how to supply the file. Never a silent fallback."""
+    'imagenet' looks in the Keras cache, then downloads with Keras' own get_file, and
+    checks the file against the registry's pin (size, and sha256 when known); a failure
+    is a WeightsError saying how to supply the file. Never a silent fallback. A file the
+    user names is theirs (it may be weights saved from this model) and is not pinned."""
     if weights == "none":
         return None
     if weights != "imagenet":
         path = Path(weights).expanduser()
         if not path.is_file():
             raise WeightsError(f"--weights: no file at {str(path)!r}; expected a MobileNetV2 "
-                               f"(160x160, no top) weights file, or imagenet or none")
+                               f"({IMAGE_SIZE_TEXT}, no top) weights file, or imagenet or none")
         return str(path)
-    from catsdogs.fetch import keras_cache_dir
-
-    cached = keras_cache_dir() / "models" / MOBILENET_WEIGHTS_FILE
+    spec = MOBILENET_V2_160
+    cached = keras_cache_dir() / "models" / spec.file
     if cached.is_file():
-        return str(cached)
+        return _verified(str(cached), spec)
     if not download:
         raise WeightsError(f"--weights imagenet: {cached} is not there; " + _weights_hint())
     from tensorflow import keras
 
     try:
-        return keras.utils.get_file(MOBILENET_WEIGHTS_FILE, MOBILENET_WEIGHTS_URL,
-                                    cache_subdir="models")
+        path = keras.utils.get_file(spec.file, spec.url, cache_subdir="models",
+                                    file_hash=spec.sha256, hash_algorithm="sha256")
     except Exception as exc:  # network errors come in many types; all mean the same here
         reason = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
-        raise WeightsError(f"--weights imagenet: could not download {MOBILENET_WEIGHTS_URL} "
+        raise WeightsError(f"--weights imagenet: could not download {spec.url} "
                            f"({reason}); " + _weights_hint()) from None
+    return _verified(path, spec)
+
+
+def _verified(path: str, spec: PretrainedWeights) -> str:
+    """`path` if its size (and sha256, when pinned) match `spec`; a truncated download or
+    a different file in the cache is refused, since it would train a different model4."""
+    size = Path(path).stat().st_size
+    if size != spec.size:
+        raise WeightsError(f"--weights imagenet: {path} has {size:,} bytes; expected "
+                           f"{spec.size:,} (delete it to download again, or " + _weights_hint()
+                           + ")")
+    if spec.sha256 is not None and file_sha256(path) != spec.sha256:
+        raise WeightsError(f"--weights imagenet: {path} has sha256 {file_sha256(path)}; "
+                           f"expected {spec.sha256} (delete it to download again)")
+    return path
 
 
 def mobilenet_base(weights: str = "imagenet"):
@@ -248,13 +288,14 @@ def mobilenet_base(weights: str = "imagenet"):
 
 def weights_sha256(path: str | None) -> str | None:
     """The hash of the weights file actually loaded, for provenance."""
-    if path is None:
-        return None
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return None if path is None else file_sha256(path)
+
+
+def weights_provenance(path: str | None) -> dict[str, Any]:
+    """What the environment records about the weights file loaded: its hash and size, so
+    a result can be traced to the exact file even where the registry pins no hash."""
+    return {"weights_sha256": weights_sha256(path),
+            "weights_bytes": None if path is None else Path(path).stat().st_size}
 
 
 # ---------------------------------------------------------------- build and compile

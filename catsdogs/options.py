@@ -14,6 +14,7 @@ import os
 import re
 from typing import Any, Callable
 
+from catsdogs.constants import BATCH_SIZE
 from catsdogs.errors import UsageError
 
 ENV_PREFIX = "CATSDOGS_"
@@ -144,6 +145,8 @@ class Option:
     default: Any = None
     parse: Callable[[str], Any] | None = None  # None for flags
     metavar: str | None = None
+    #: Older or shorter environment names also read, after `env` (e.g. CATSDOGS_DATA).
+    env_aliases: tuple[str, ...] = ()
 
     @property
     def flag(self) -> str:
@@ -154,13 +157,18 @@ class Option:
         return ENV_PREFIX + self.name.upper()
 
     @property
+    def env_names(self) -> tuple[str, ...]:
+        """Every environment variable that sets this option, in the order they are read."""
+        return (self.env, *self.env_aliases)
+
+    @property
     def is_flag(self) -> bool:
         return self.parse is None
 
     def help_text(self) -> str:
         """Help that states the default and the environment variable, as users expect."""
         default = "off" if self.is_flag else self.default
-        return f"{self.help} (default: {default}; env {self.env})"
+        return f"{self.help} (default: {default}; env {' or '.join(self.env_names)})"
 
 
 def _int(option: str, high: int) -> Callable[[str], int]:
@@ -178,10 +186,11 @@ OPTIONS: tuple[Option, ...] = (
            "LIST"),
     Option("epochs", "training epochs per run (the post trains 20)", 20,
            _int("--epochs", MAX_EPOCHS), "N"),
-    Option("batch_size", "global batch size (the post uses 32)", 32,
+    Option("batch_size", f"global batch size (the post uses {BATCH_SIZE})", BATCH_SIZE,
            _int("--batch-size", MAX_BATCH_SIZE), "N"),
     Option("data_dir", "dataset folder (cats_and_dogs_filtered layout); otherwise the Keras "
-           "cache, then a download", None, _path("--data-dir"), "DIR"),
+           "cache, then a download", None, _path("--data-dir"), "DIR",
+           env_aliases=(ENV_PREFIX + "DATA",)),
     Option("synthetic", "train on a generated synthetic dataset (labelled synthetic everywhere)"),
     Option("limit", "use only N images per class per split, chosen deterministically", None,
            _int("--limit", MAX_LIMIT), "N"),
@@ -201,7 +210,20 @@ OPTIONS: tuple[Option, ...] = (
     Option("skip_bad_images", "skip unreadable images (recorded) instead of stopping"),
 )
 
-OPTIONS_BY_NAME = {option.name: option for option in OPTIONS}
+#: Options of `catsdogs speed` only (bench/test_speed.py reads the same one).
+SPEED_OPTIONS: tuple[Option, ...] = (
+    Option("speed_epochs", "epochs timed per model and pipeline", 2,
+           _int("--speed-epochs", MAX_EPOCHS), "N"),
+)
+
+OPTIONS_BY_NAME = {option.name: option for option in OPTIONS + SPEED_OPTIONS}
+
+
+#: Fewer epochs than this make a smoke run (as do --limit and --synthetic).
+SMOKE_EPOCHS = 5
+#: What a smoke run is told, next to the rule that defines one (`BenchOptions.smoke`).
+SMOKE_NOTE = (f"smoke run (--limit, --synthetic or --epochs < {SMOKE_EPOCHS}): accuracy tests "
+              "the pipeline, not the models")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -228,7 +250,7 @@ class BenchOptions:
     @property
     def smoke(self) -> bool:
         """A declared smoke run: too little data or training to judge accuracy."""
-        return bool(self.limit or self.synthetic or self.epochs < 5)
+        return bool(self.limit or self.synthetic or self.epochs < SMOKE_EPOCHS)
 
 
 def _raw_value(option: Option, raw: dict[str, Any], environ: dict[str, str]
@@ -244,8 +266,9 @@ def _raw_value(option: Option, raw: dict[str, Any], environ: dict[str, str]
         return False, None
     if given is not None:
         return given, option.flag
-    if environ.get(option.env, "") != "":
-        return environ[option.env], option.env
+    for name in option.env_names:
+        if environ.get(name, "") != "":
+            return environ[name], name
     return option.default, None
 
 
@@ -287,10 +310,21 @@ def resolve(raw: dict[str, Any], environ: dict[str, str] | None = None) -> Bench
     return BenchOptions(**values)
 
 
-def add_to_argparse(parser: argparse.ArgumentParser) -> None:
-    """Add every option to an argparse parser; values stay raw strings so `resolve` checks
-    them (and the environment) in one place."""
-    for option in OPTIONS:
+def resolve_one(name: str, given: Any = None, environ: dict[str, str] | None = None) -> Any:
+    """One registered option's checked value (command line, then environment, then
+    default), for commands that take a single option (`speed --speed-epochs`,
+    `data --data-dir`) rather than the whole run set."""
+    option = OPTIONS_BY_NAME[name]
+    environ = os.environ if environ is None else environ
+    value, source = _raw_value(option, {name: given}, environ)
+    return _checked(option, value, source)
+
+
+def add_to_argparse(parser: argparse.ArgumentParser,
+                    options: tuple[Option, ...] = OPTIONS) -> None:
+    """Add options (default: the run's) to an argparse parser; values stay raw strings so
+    `resolve`/`resolve_one` check them (and the environment) in one place."""
+    for option in options:
         if option.is_flag:
             parser.add_argument(option.flag, dest=option.name, action="store_true", default=None,
                                 help=option.help_text())

@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 from typing import Any, Mapping
 
+from catsdogs.devices import nvidia_smi
 from catsdogs.errors import UsageError
 
 EXPECT_TF_ENV = "CATSDOGS_EXPECT_TF"
@@ -42,12 +43,8 @@ def git_commit(start: Path | None = None) -> str:
 
 def _nvidia_smi(query: str) -> str:
     """One field from nvidia-smi for GPU 0, '' when there is no NVIDIA driver."""
-    try:
-        out = subprocess.run(["nvidia-smi", f"--query-gpu={query}", "--format=csv,noheader"],
-                             capture_output=True, text=True, timeout=10)
-        return out.stdout.strip().splitlines()[0].strip() if out.returncode == 0 else ""
-    except (OSError, subprocess.SubprocessError, IndexError):
-        return ""
+    lines = nvidia_smi(f"--query-gpu={query}", "--format=csv,noheader").strip().splitlines()
+    return lines[0].strip() if lines else ""
 
 
 def keras_version(keras) -> str:

@@ -18,14 +18,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from catsdogs import fetch
+from catsdogs.constants import IMAGE_SIZE_TEXT
 from catsdogs.errors import ResultsError, UsageError
-from catsdogs.options import BenchOptions
+from catsdogs.options import SMOKE_NOTE, BenchOptions  # noqa: F401 - cli prints runner.SMOKE_NOTE
 from catsdogs.record import LoadedSet, ResultSet, check_writable, read_set
 
 if TYPE_CHECKING:
     from catsdogs.progress import Reporter
-
-SMOKE_NOTE = "smoke run (--limit, --synthetic or --epochs < 5): accuracy is not judged"
 
 
 class Interrupted(BaseException):
@@ -161,13 +160,12 @@ def prepare(options: BenchOptions,
     session will use."""
     from catsdogs.data import check_images, check_limit
     from catsdogs.models import get_variant, resolve_weights
-    from catsdogs.synthetic import is_synthetic
 
     data_dir = resolve_data_dir(options, progress)
     _refuse_inside_data(options, data_dir)
     info = fetch.scan_dataset(data_dir, skip_bad=options.skip_bad_images)
     check_limit(options.limit, info.counts())
-    dataset = "synthetic" if is_synthetic(data_dir) else "real"
+    dataset = fetch.dataset_kind(data_dir)
     resumed = check_resume(options, dataset, info) if options.resume else None
     if not options.resume:
         check_writable(options.results_dir)
@@ -193,7 +191,7 @@ def prepare(options: BenchOptions,
 def _environment(options: BenchOptions, weights_path: Any) -> dict[str, Any]:
     """Provenance of the session, after checking the weights file fits model4."""
     from catsdogs import provenance
-    from catsdogs.models import mobilenet_base, weights_sha256
+    from catsdogs.models import mobilenet_base, weights_provenance
 
     provenance.check_expected_tf()  # the env's named TF release, before anything is written
     environment = provenance.collect()
@@ -204,7 +202,7 @@ def _environment(options: BenchOptions, weights_path: Any) -> dict[str, Any]:
         keras.backend.clear_session()
     environment.update({
         "weights": options.weights, "weights_file": weights_path,
-        "weights_sha256": weights_sha256(weights_path),
+        **weights_provenance(weights_path),
         "options": {key: (list(value) if isinstance(value, tuple) else value)
                     for key, value in dataclasses.asdict(options).items()},
     })
@@ -281,7 +279,7 @@ def _base_row(prepared: Prepared, variant: str, seed: int, splits) -> dict[str, 
     return {
         "run_id": f"{variant}-s{seed}-{_dt.datetime.now(_dt.timezone.utc):%Y%m%dT%H%M%S%fZ}",
         "variant": variant, "alias": get_variant(variant).alias, "seed": seed,
-        "epochs": options.epochs, "batch_size": options.batch_size, "image_size": "160x160",
+        "epochs": options.epochs, "batch_size": options.batch_size, "image_size": IMAGE_SIZE_TEXT,
         "dataset": prepared.dataset, "dataset_fingerprint": prepared.info.fingerprint,
         "dataset_fingerprint_known": prepared.info.fingerprint_known,
         "dataset_changes": prepared.info.changes, "limit": options.limit,

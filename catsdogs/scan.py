@@ -20,17 +20,18 @@ import stat
 from pathlib import Path
 from typing import Iterable
 
+from catsdogs.constants import CLASSES, SPLITS
 from catsdogs.errors import DataError
+from catsdogs.fsutil import file_sha256
 
 #: sha256 of the sorted `sha256sum` manifest of the 3000 official JPEGs (see
 #: `compute_fingerprint`); a run on other data carries its own fingerprint instead.
 KNOWN_FINGERPRINT = "7ecc68776f753fca008de8ee9d57ff4ad6d0550ec8c964be4c5090b0b5fb57fd"
-SPLITS = ("train", "validation")
-#: Alphabetical, as Keras infers labels from folder names: label 0 = cat, 1 = dog.
-CLASSES = ("cats", "dogs")
+#: The file `synthetic.make_synthetic` writes last into a generated set: its presence is
+#: what makes a folder "synthetic" everywhere (rows, reports, `catsdogs data`).
+MARKER = "SYNTHETIC"
 #: What `keras.utils.image_dataset_from_directory` reads (compared case-insensitively).
 IMAGE_EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
-_CHUNK = 1024 * 1024
 
 @dataclasses.dataclass
 class DatasetInfo:
@@ -202,18 +203,10 @@ def _hash_all(root: Path, relative_paths: list[str], bad: list[str]) -> dict[str
     hashes: dict[str, str] = {}
     for rel in relative_paths:
         try:
-            hashes[rel] = _sha256_file(root / rel)
+            hashes[rel] = file_sha256(root / rel)
         except OSError as exc:
             bad.append(f"{shown(rel)} ({exc.strerror or exc})")
     return hashes
-
-
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _manifest_line(hexdigest: str, rel: str) -> str:
@@ -244,7 +237,7 @@ def manifest(root: str | os.PathLike, relative_paths: Iterable[str]) -> str:
     any case) among `relative_paths` that lie under train/ or validation/, sorted by the
     bytes of the path (`LC_ALL=C sort`)."""
     root = Path(root)
-    return _manifest_text({p: _sha256_file(root / p) for p in _training_images(relative_paths)})
+    return _manifest_text({p: file_sha256(root / p) for p in _training_images(relative_paths)})
 
 
 def compute_fingerprint(root: str | os.PathLike, relative_paths: Iterable[str]) -> str:
@@ -281,11 +274,21 @@ def official_changes(hashes: dict[str, str]) -> str:
     return f"{added} added, {missing} missing, {changed} changed"
 
 
+def is_synthetic(root: str | os.PathLike) -> bool:
+    """True if `root` holds a dataset made by `synthetic.make_synthetic` (its marker file
+    is there). Here, not in synthetic.py, so the data stage needs no generator to know."""
+    return (Path(root) / MARKER).is_file()
+
+
+def dataset_kind(root: str | os.PathLike) -> str:
+    """"synthetic" or "real": the one answer every row, report and check records, so a
+    result on generated images can never be labelled as the real task."""
+    return "synthetic" if is_synthetic(root) else "real"
+
+
 def describe(info: DatasetInfo) -> str:
     """The report `catsdogs data` prints: where, how many per split and class, and
     whether the data is the official set."""
-    from catsdogs.synthetic import is_synthetic  # lazy: synthetic imports this module
-
     counts = info.counts()
     lines = [f"Dataset: {info.root}"]
     if is_synthetic(info.root):

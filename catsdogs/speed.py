@@ -38,9 +38,10 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from catsdogs.options import BenchOptions
+from catsdogs.options import OPTIONS_BY_NAME, BenchOptions
 
-DEFAULT_SPEED_EPOCHS = 2
+#: --speed-epochs / CATSDOGS_SPEED_EPOCHS, declared in the options registry.
+DEFAULT_SPEED_EPOCHS = OPTIONS_BY_NAME["speed_epochs"].default
 DEFAULT_VARIANTS = ("baseline_cnn", "preprocessed_cnn")  # model1 and model3
 LATER_PASSES = 2  # input passes timed after the first one
 ABBA = (0, 1, 1, 0)  # the order of the runs of two settings compared: drift hits both alike
@@ -88,7 +89,7 @@ def post_dataset(directory: Path, *, batch_size: int):
     import tensorflow as tf
     from tensorflow import keras
 
-    from catsdogs.data import IMAGE_SIZE
+    from catsdogs.constants import IMAGE_SIZE
 
     with contextlib.redirect_stdout(io.StringIO()):
         dataset = keras.utils.image_dataset_from_directory(

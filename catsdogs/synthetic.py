@@ -26,10 +26,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from catsdogs.constants import CLASSES, IMAGE_SIZE, SPLITS
 from catsdogs.errors import DataError
-from catsdogs.fetch import CLASSES, SPLITS
+from catsdogs.scan import MARKER, is_synthetic  # noqa: F401 - public here too (tests, report)
 
-MARKER = "SYNTHETIC"
 #: Bump when the images change, so cached sets made by older code are not reused.
 GENERATOR_VERSION = 1
 _JPEG_QUALITY = 90
@@ -99,7 +99,7 @@ def _draw(rng: np.random.Generator, cls: str, height: int, width: int) -> np.nda
 
 
 def make_synthetic(root: Path, *, train_per_class: int = 60, validation_per_class: int = 40,
-                   size: tuple[int, int] = (160, 160), seed: int = 0) -> Path:
+                   size: tuple[int, int] = IMAGE_SIZE, seed: int = 0) -> Path:
     """Write a synthetic dataset into `root` and return it.
 
     Layout and names follow the real set: `train|validation/cats|dogs/cat.N.jpg`, numbered
@@ -132,13 +132,8 @@ def make_synthetic(root: Path, *, train_per_class: int = 60, validation_per_clas
     return root
 
 
-def is_synthetic(root: str | os.PathLike) -> bool:
-    """True if `root` holds a dataset made by `make_synthetic` (its marker file is there)."""
-    return (Path(root) / MARKER).is_file()
-
-
 def synthetic_cache_dir(base: Path | None = None, *, train_per_class: int = 60,
-                        validation_per_class: int = 40, size: tuple[int, int] = (160, 160),
+                        validation_per_class: int = 40, size: tuple[int, int] = IMAGE_SIZE,
                         seed: int = 0) -> Path:
     """Where `ensure_synthetic` keeps a set with these parameters: one folder per parameter
     set, named by their hash, under `base` (default: the system temp folder)."""
@@ -200,7 +195,7 @@ def ensure_synthetic(base: Path | None = None, **kwargs) -> Path:
 
 def _params_kwargs(kwargs: dict) -> dict:
     """`ensure_synthetic`'s keyword arguments with the defaults filled in."""
-    allowed = {"train_per_class": 60, "validation_per_class": 40, "size": (160, 160), "seed": 0}
+    allowed = {"train_per_class": 60, "validation_per_class": 40, "size": IMAGE_SIZE, "seed": 0}
     unknown = set(kwargs) - set(allowed)
     if unknown:
         raise TypeError(f"ensure_synthetic: unexpected arguments {sorted(unknown)}; "

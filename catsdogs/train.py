@@ -20,6 +20,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from catsdogs.constants import BATCH_SIZE
 from catsdogs.errors import UsageError
 from catsdogs.models import build_model, get_variant, parameter_counts, resolve_weights
 from catsdogs.progress import epoch_line
@@ -39,7 +40,7 @@ class TrainConfig:
     """How one run trains; the defaults are the post's."""
 
     epochs: int = 20
-    batch_size: int = 32
+    batch_size: int = BATCH_SIZE
     weights: str = "imagenet"
     deterministic: bool = False
     mixed_precision: bool = False
@@ -48,13 +49,8 @@ class TrainConfig:
     timing: bool = True  # per-step timing callback; off only to measure what it costs
 
     def __post_init__(self) -> None:
-        if not isinstance(self.epochs, int) or self.epochs <= 0:
-            raise UsageError(f"--epochs: expected a positive integer, got {self.epochs!r}")
-        if not isinstance(self.batch_size, int) or self.batch_size <= 0:
-            raise UsageError(f"--batch-size: expected a positive integer, "
-                             f"got {self.batch_size!r}")
-        if self.strategy not in ("default", "mirrored"):
-            raise UsageError(f"--strategy: expected default or mirrored, got {self.strategy!r}")
+        """Epochs, batch size and strategy arrive checked by options.resolve (their one
+        check); only the rule that joins two options is checked here."""
         if self.xla and self.deterministic:
             raise UsageError("--xla and --deterministic: Keras trains without XLA while op "
                              "determinism is on; expected one or the other")
@@ -198,9 +194,18 @@ def _strategy(name: str):
     return tf.distribute.MirroredStrategy() if name == "mirrored" else tf.distribute.get_strategy()
 
 
+def all_layers(layer) -> list:
+    """`layer` and every layer nested in it, through the public `.layers` of models
+    (model4 nests MobileNetV2, the augmentation and the preprocessor as models)."""
+    found = [layer]
+    for sub in getattr(layer, "layers", ()):
+        found += all_layers(sub)
+    return found
+
+
 def _no_xla_reason(model, name: str) -> str:
     """Why Keras turned jit_compile off (it only warns, then trains without XLA)."""
-    layers = [layer.name for layer in model._flatten_layers() if not layer.supports_jit]
+    layers = [layer.name for layer in all_layers(model) if not layer.supports_jit]
     why = (f"layer {', '.join(layers)} does not support XLA" if layers
            else "TensorFlow op determinism is on in this process")
     return f"--xla: Keras would train {name} without XLA ({why})"

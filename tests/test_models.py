@@ -95,3 +95,56 @@ def test_model4_loads_a_local_weights_file(tmp_path):
     loaded = model.get_layer("mobilenetv2_base").layers[1]
     assert all((a == b).all() for a, b in zip(
         [w.numpy() for w in loaded.weights[:3]], [w.numpy() for w in source.weights[:3]]))
+
+
+def test_registry_carries_each_variants_input_and_model4s_pinned_weights():
+    """The metadata lives on the registry entry: what each variant takes, and the file
+    model4 loads (name, URL, size) so it can be checked before training."""
+    from catsdogs.constants import IMAGE_SIZE
+    from catsdogs.models import get_variant
+
+    for name in VARIANTS:
+        assert get_variant(name).input_shape == (*IMAGE_SIZE, 3)
+    assert [n for n in VARIANTS if get_variant(n).uses_weights] == ["transfer_mobilenetv2"]
+    spec = get_variant("model4").weights
+    assert spec.url.endswith("/" + spec.file) and spec.size == 9_406_464
+    assert spec.file.endswith(f"_{IMAGE_SIZE[0]}_no_top.h5")
+
+
+def test_truncated_weights_in_the_cache_are_refused_not_trained_on(tmp_path, monkeypatch):
+    """A partial download left in ~/.keras/models would otherwise build model4 from a
+    different (or broken) file: its size is checked against the pin first."""
+    from catsdogs.models import MOBILENET_V2_160, resolve_weights
+
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    cached = tmp_path / "keras" / "models" / MOBILENET_V2_160.file
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(b"\0" * 1000)
+    with pytest.raises(WeightsError, match=r"has 1,000 bytes; expected 9,406,464"):
+        resolve_weights("imagenet", download=False)
+
+
+def test_weights_provenance_records_the_loaded_files_hash_and_size(tmp_path):
+    import hashlib
+
+    from catsdogs.models import weights_provenance
+
+    path = tmp_path / "w.h5"
+    path.write_bytes(b"weights")
+    assert weights_provenance(str(path)) == {
+        "weights_sha256": hashlib.sha256(b"weights").hexdigest(), "weights_bytes": 7}
+    assert weights_provenance(None) == {"weights_sha256": None, "weights_bytes": None}
+
+
+def test_all_layers_reaches_into_every_nested_model_of_model4():
+    """The XLA check names the layers that refuse jit_compile; it must see inside the
+    nested base, augmentation and preprocessor, with public Keras attributes only."""
+    from catsdogs.train import all_layers
+
+    model = build_model("model4", weights="none", seed=0)
+    kinds = {type(layer).__name__ for layer in all_layers(model)}
+    names = {layer.name for layer in all_layers(model)}
+    assert {"RandomFlip", "RandomRotation", "Dense", "Conv2D"} <= kinds
+    assert {"Conv1", "out_relu", "preprocessor", "mobilenetv2_base"} <= names
+    found = {id(layer) for layer in all_layers(model)}
+    assert all(id(layer) in found for layer in model.layers)
