@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import re
 import signal
-import subprocess
 from typing import Any
 
 import pytest
 
+from catsdogs import devices
 from catsdogs.errors import UsageError
 from catsdogs.options import BenchOptions, add_to_pytest, from_pytest
 
@@ -57,19 +56,6 @@ def _state(config) -> BenchState:
     return config.stash[STATE]
 
 
-def _gpu_ids() -> list[str]:
-    """GPUs this process may use: CUDA_VISIBLE_DEVICES if set, else what nvidia-smi lists
-    (no TensorFlow import, so the controller never claims GPU memory)."""
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if visible is not None:
-        return [gpu for gpu in visible.split(",") if gpu.strip()]
-    try:
-        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=10)
-        return [str(i) for i, line in enumerate(out.stdout.splitlines()) if line.startswith("GPU")]
-    except (OSError, subprocess.SubprocessError):
-        return []
-
-
 def _xdist(config) -> bool:
     return config.getoption("dist", "no") != "no" or bool(os.environ.get("PYTEST_XDIST_WORKER"))
 
@@ -95,10 +81,10 @@ def pytest_configure(config):
     _benchmark_only_under_xdist(config)
     workerinput = getattr(config, "workerinput", None)
     if workerinput is not None:
-        gpus = workerinput.get("catsdogs_gpus") or []
-        worker = int(re.sub(r"\D", "", workerinput.get("workerid", "gw0")) or 0)
-        if gpus:  # one GPU per worker, before TensorFlow is imported in this process
-            os.environ["CUDA_VISIBLE_DEVICES"] = gpus[worker % len(gpus)]
+        gpu = devices.worker_gpu(workerinput.get("catsdogs_gpus") or [],
+                                 workerinput.get("workerid", "gw0"))
+        if gpu is not None:  # one GPU per worker, before TensorFlow is imported here
+            os.environ["CUDA_VISIBLE_DEVICES"] = gpu
 
 
 def _terminal():
@@ -154,7 +140,7 @@ def pytest_sessionfinish(session):
 def pytest_configure_node(node):
     """xdist controller: every worker gets the session's one result set and a GPU list."""
     node.workerinput["catsdogs_result_set"] = str(_state(node.config).session.result_set.path)
-    node.workerinput["catsdogs_gpus"] = _gpu_ids()
+    node.workerinput["catsdogs_gpus"] = devices.visible_gpus()
 
 
 def pytest_generate_tests(metafunc):

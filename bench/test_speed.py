@@ -12,12 +12,11 @@ end of the test.
 from __future__ import annotations
 
 import math
-import os
 
 import pytest
 
-from catsdogs.options import parse_positive_int
-from catsdogs.speed import DEFAULT_SPEED_EPOCHS, measure_speed, render_speed
+from catsdogs.options import resolve_one
+from catsdogs.speed import measure_speed, render_speed
 
 
 @pytest.mark.speed
@@ -25,8 +24,7 @@ def test_speed(benchmark, request, capsys, bench_state):
     if getattr(request.config, "workerinput", None) is not None:
         pytest.skip("speed figures need the machine to themselves: run "
                     "`pytest bench -k speed` without -n")
-    epochs = parse_positive_int(os.environ.get("CATSDOGS_SPEED_EPOCHS", DEFAULT_SPEED_EPOCHS),
-                                option="CATSDOGS_SPEED_EPOCHS")
+    epochs = resolve_one("speed_epochs")  # CATSDOGS_SPEED_EPOCHS, checked by the registry
     figures = benchmark.pedantic(measure_speed, args=(bench_state.options,),
                                  kwargs={"progress": bench_state.reporter.line, "epochs": epochs},
                                  rounds=1, iterations=1, warmup_rounds=0)

@@ -20,7 +20,7 @@ from typing import Callable
 
 from catsdogs import __version__
 from catsdogs.errors import UsageError
-from catsdogs.options import BenchOptions, add_to_argparse, resolve
+from catsdogs.options import SPEED_OPTIONS, BenchOptions, add_to_argparse, resolve, resolve_one
 
 
 def _say(line: str) -> None:
@@ -185,14 +185,17 @@ def cmd_speed(args: argparse.Namespace) -> int:
     from catsdogs.speed import run_speed_benchmark
 
     options = _resolve(args)
-    print(run_speed_benchmark(options, progress=_say, epochs=args.speed_epochs))
+    print(run_speed_benchmark(options, progress=_say,
+                              epochs=resolve_one("speed_epochs", args.speed_epochs)))
     return 0
 
 
 # ---------------------------------------------------------------- parser
 
 
-def _float_in(low: float, high: float, name: str) -> Callable[[str], float]:
+def _float_in(low: float, high: float) -> Callable[[str], float]:
+    """An argparse type: a number within [low, high], refused with the value quoted."""
+
     def parse(text: str) -> float:
         try:
             value = float(text)
@@ -221,11 +224,11 @@ def _user_path(text: str) -> Path:
 
 def _verdict_options(parser: argparse.ArgumentParser) -> None:
     """The options compare and trend share: one rule, defined once (docs/verdicts.md)."""
-    parser.add_argument("--alpha", type=_float_in(0.0001, 0.49, "--alpha"), default=0.05,
+    parser.add_argument("--alpha", type=_float_in(0.0001, 0.49), default=0.05,
                         help="family-wise false-alarm rate, Holm-corrected (default: 0.05)")
-    parser.add_argument("--min-change", type=_float_in(0, 99, "--min-change"), default=1.0,
+    parser.add_argument("--min-change", type=_float_in(0, 99), default=1.0,
                         help="test-accuracy change, in points, that counts (default: 1)")
-    parser.add_argument("--max-slowdown", type=_float_in(0, 1000, "--max-slowdown"),
+    parser.add_argument("--max-slowdown", type=_float_in(0, 1000),
                         default=10.0, help="step-time growth, in percent, that counts as a "
                         "regression (default: 10)")
     parser.add_argument("--format", choices=("github", "plain"), default="github",
@@ -316,8 +319,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "decode-once pipeline against the post's decode-every-epoch one, "
                         "on the same images and model.", SPEED_EPILOG)
     add_to_argparse(speed)
-    speed.add_argument("--speed-epochs", type=int, default=2, metavar="N",
-                       help="epochs timed per model and pipeline (default: 2)")
+    add_to_argparse(speed, SPEED_OPTIONS)
     speed.set_defaults(func=cmd_speed)
 
     report = sub.add_parser("report", help="comparison table and plots from result sets")

@@ -133,16 +133,33 @@ def _check_new_row(path: Path, columns: tuple[str, ...], cells: list[str]) -> No
 
 
 def check_writable(results_dir: str | Path) -> Path:
-    """`results_dir/runs`, created if needed, after proving we can write a file there (a
-    UsageError otherwise). Cheap, so `catsdogs run` calls it before loading TensorFlow."""
+    """`results_dir/runs`, after proving a file could be made there: a UsageError
+    otherwise. Creates nothing (a probe file in the nearest existing folder is made and
+    removed), so a session refused later (another TensorFlow release, bad weights) leaves
+    no trace. Cheap, so `catsdogs run` calls it before loading TensorFlow."""
     runs_root = Path(results_dir) / "runs"
+    existing = runs_root
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
     try:
-        runs_root.mkdir(parents=True, exist_ok=True)
-        probe = runs_root / f".write-probe-{os.getpid()}"
-        probe.write_text("")
-        probe.unlink()
+        if not existing.is_dir():
+            raise NotADirectoryError(20, "Not a directory")
+        handle, probe = tempfile.mkstemp(prefix=".write-probe-", dir=existing)
+        os.close(handle)
+        os.unlink(probe)
     except OSError as exc:
         raise UsageError(f"--results-dir: cannot write into {str(runs_root)!r} "
+                         f"({exc.strerror or exc}); expected a writable folder") from None
+    return runs_root
+
+
+def _made_runs_root(results_dir: str | Path) -> Path:
+    """`results_dir/runs`, checked (`check_writable`) and then created."""
+    runs_root = check_writable(results_dir)
+    try:
+        runs_root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"--results-dir: cannot create {str(runs_root)!r} "
                          f"({exc.strerror or exc}); expected a writable folder") from None
     return runs_root
 
@@ -170,7 +187,7 @@ class ResultSet:
         second session in the same second gets a `-2` suffix). All or nothing: the files
         are written into a hidden folder that is renamed into place only when complete, so
         a full disk leaves no half-made set (StorageError, and nothing left behind)."""
-        runs_root = check_writable(results_dir)
+        runs_root = _made_runs_root(results_dir)
         now = now or _dt.datetime.now(_dt.timezone.utc)
         base = result_set_name(now, environment.get("host", socket.gethostname()),
                                environment.get("tf_version", "unknown"),

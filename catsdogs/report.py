@@ -33,7 +33,7 @@ from catsdogs.record import (
     SOURCE,
     load_result_sets,
 )
-from catsdogs.scope import provenance, scope_line, warnings
+from catsdogs.scope import provenance_items, scope_line, warnings
 from catsdogs.tables import (
     DEFAULT_COLUMNS,
     FORMATS,
@@ -144,7 +144,7 @@ def _html(runs: pd.DataFrame, environments: list[dict[str, Any]], figures, skipp
         warnings=warnings(runs, markers),
         display=display_table(summary_table(runs), columns or DEFAULT_COLUMNS),
         figures=figures, table_files=list(TABLE_FILES.values()),
-        provenance=provenance(runs, environments, markers, left_out(runs)),
+        provenance=provenance_items(runs, environments, markers, left_out(runs)),
         environments=environments, skipped=skipped, verdicts_html=verdicts_html)
 
 

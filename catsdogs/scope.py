@@ -15,9 +15,10 @@ from typing import Any
 import pandas as pd
 
 from catsdogs.groups import GROUP, _missing, base_setup, ok_runs, short_fingerprint, with_groups
+from catsdogs.options import SMOKE_NOTE as OPTIONS_SMOKE_NOTE
 
-SMOKE_NOTE = ("SMOKE RUN (synthetic data, --limit or fewer than 5 epochs): the accuracy "
-              "tests the pipeline, not the models")
+#: The report's warning: the run's own note (options.SMOKE_NOTE), in capitals to stand out.
+SMOKE_NOTE = OPTIONS_SMOKE_NOTE.replace("smoke run", "SMOKE RUN", 1)
 #: A coin flip on the balanced test split: the post's "50% baseline", in percent.
 CHANCE_PCT = 50.0
 
@@ -121,7 +122,7 @@ def duplicates(runs: pd.DataFrame) -> list[str]:
     return [f"{group} seed {seed} x{n}" for (group, seed), n in counts.items() if n > 1]
 
 
-def provenance(runs: pd.DataFrame, environments: Sequence[dict[str, Any]],
+def provenance_items(runs: pd.DataFrame, environments: Sequence[dict[str, Any]],
                markers: Sequence[str] = (), left_out: Sequence[str] = ()
                ) -> list[tuple[str, str]]:
     """(label, text) pairs: where the numbers came from, and what to be careful with.

@@ -30,7 +30,7 @@ from catsdogs.groups import (
     ordered_groups,
     with_groups,
 )
-from catsdogs.scope import CHANCE_PCT, provenance, unique
+from catsdogs.scope import CHANCE_PCT, provenance_items, unique
 from catsdogs.tables_latex import render_latex
 
 FORMATS: tuple[str, ...] = ("github", "latex", "plain", "csv")
@@ -281,7 +281,7 @@ def render_table(runs: pd.DataFrame, environments: Sequence[dict[str, Any]], fmt
     summary = summary_table(runs)
     if fmt == "csv":
         return _csv(summary, runs, environments)
-    items = provenance(runs, environments, markers, left_out(runs))
+    items = provenance_items(runs, environments, markers, left_out(runs))
     if fmt == "latex":
         return render_latex(summary, runs, items, columns or DEFAULT_LATEX_COLUMNS,
                             label=label or _latex_label(runs))

@@ -14,7 +14,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parent.parent / "catsdogs"
 MAX_LINES = 500
 #: Modules allowed over MAX_LINES for now, with the reason (the lead removes entries).
-OVER_LENGTH = {"report": "split in progress on branch outputs"}
+OVER_LENGTH: dict[str, str] = {}  # module -> why it may exceed the limit for now
 
 
 def _modules() -> dict[str, Path]:
