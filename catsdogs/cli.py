@@ -146,12 +146,24 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _compare_sides(sets: list[Path], candidate: list[Path] | None
+                   ) -> tuple[list[Path], list[Path]]:
+    """`compare BASE CANDIDATE`, or `compare BASE... --candidate CANDIDATE...`."""
+    if candidate:
+        return sets, candidate
+    if len(sets) != 2:
+        raise UsageError(f"compare: got {len(sets)} result set(s) and no --candidate; expected "
+                         "BASE CANDIDATE, or BASE... --candidate CANDIDATE...")
+    return sets[:1], sets[1:]
+
+
 def cmd_compare(args: argparse.Namespace) -> int:
     from catsdogs import compare
 
     json_path = Path(args.json) if args.json else None
     compare.check_json_path(json_path)
-    result = compare.compare([Path(p) for p in args.base], [Path(p) for p in args.candidate],
+    base, candidate = _compare_sides(args.sets, args.candidate)
+    result = compare.compare(base, candidate,
                              alpha=args.alpha, min_change=args.min_change,
                              max_slowdown=args.max_slowdown, allow_mixed=args.allow_mixed,
                              allow_duplicates=args.allow_duplicates)
@@ -351,14 +363,15 @@ def build_parser() -> argparse.ArgumentParser:
     report.set_defaults(func=cmd_report)
 
     compare = sub.add_parser("compare", help="regression verdicts: BASE vs CANDIDATE")
-    compare.add_argument("base", nargs="+", metavar="BASE", type=_user_path,
-                         help="result set(s) of the base; separate groups with --candidate")
-    compare.add_argument("--candidate", nargs="+", required=True, metavar="RESULT_SET",
-                         type=_user_path)
+    compare.add_argument("sets", nargs="+", metavar="RESULT_SET", type=_user_path,
+                         help="BASE CANDIDATE; or the base's sets, with --candidate")
+    compare.add_argument("--candidate", nargs="+", metavar="RESULT_SET", type=_user_path,
+                         help="the candidate's sets (shards, or one set per seed group)")
     _verdict_options(compare)
     compare.add_argument("--strict", action="store_true",
                          help="exit 3 when any verdict is inconclusive (default: exit 0)")
     compare.set_defaults(func=cmd_compare)
+    parser.compare_parser = compare  # parse_args parses compare's words on their own
 
     trend = sub.add_parser("trend", help="accuracy and step time across TF versions")
     trend.add_argument("result_sets", nargs="+", metavar="RESULT_SET", type=_user_path)
@@ -370,20 +383,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _split_compare_args(argv: list[str]) -> list[str]:
-    """`catsdogs compare BASE CANDIDATE` (two positionals, as users write it) is turned
-    into `compare BASE --candidate CANDIDATE`; groups use `--candidate` explicitly."""
-    if len(argv) >= 3 and argv[0] == "compare" and "--candidate" not in argv:
-        positionals = [i for i, arg in enumerate(argv[1:], 1) if not arg.startswith("-")
-                       and argv[i - 1] not in _VALUED_VERDICT_OPTIONS]
-        if len(positionals) == 2:
-            argv = list(argv)
-            argv.insert(positionals[1], "--candidate")
-    return argv
-
-
-#: compare's options that take a value (so that value is not mistaken for a result set).
-_VALUED_VERDICT_OPTIONS = ("--alpha", "--min-change", "--max-slowdown", "--format", "--json")
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    """The command line, parsed. `compare`'s result sets may stand on either side of its
+    options (`compare A --json j B`), so its own parser gathers positionals wherever they
+    are (argparse's intermixed parsing, which a parser with subcommands cannot use)."""
+    parser = build_parser()
+    if argv[:1] == ["compare"]:
+        return parser.compare_parser.parse_intermixed_args(argv[1:])
+    return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -391,7 +398,7 @@ def main(argv: list[str] | None = None) -> int:
     debug = "--debug" in argv
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TF's C++ chatter is not our output
     try:
-        args = build_parser().parse_args(_split_compare_args(argv))
+        args = parse_args(argv)
         return args.func(args)
     except UsageError as exc:
         if debug:
