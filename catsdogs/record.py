@@ -133,24 +133,30 @@ def _check_new_row(path: Path, columns: tuple[str, ...], cells: list[str]) -> No
 
 
 def check_writable(results_dir: str | Path) -> Path:
-    """`results_dir/runs`, after proving a file could be made there: a UsageError
-    otherwise. Creates nothing (a probe file in the nearest existing folder is made and
-    removed), so a session refused later (another TensorFlow release, bad weights) leaves
-    no trace. Cheap, so `catsdogs run` calls it before loading TensorFlow."""
+    """`results_dir/runs`, after checking a file could be made there: a UsageError
+    otherwise. Creates and writes nothing (it asks the nearest existing folder, which
+    also sees a read-only mount, as root too), so a session refused later (another
+    TensorFlow release, bad weights) leaves no trace. Cheap: no TensorFlow needed."""
     runs_root = Path(results_dir) / "runs"
     existing = runs_root
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent
+    if not existing.is_dir():
+        problem = os.strerror(errno.ENOTDIR)
+    elif not os.access(existing, os.W_OK | os.X_OK):
+        problem = os.strerror(errno.EROFS if _read_only_mount(existing) else errno.EACCES)
+    else:
+        return runs_root
+    raise UsageError(f"--results-dir: cannot write into {str(runs_root)!r} ({existing}: "
+                     f"{problem}); expected a writable folder")
+
+
+def _read_only_mount(path: Path) -> bool:
+    """Whether `path` lies on a file system mounted read-only (for the message only)."""
     try:
-        if not existing.is_dir():
-            raise NotADirectoryError(20, "Not a directory")
-        handle, probe = tempfile.mkstemp(prefix=".write-probe-", dir=existing)
-        os.close(handle)
-        os.unlink(probe)
-    except OSError as exc:
-        raise UsageError(f"--results-dir: cannot write into {str(runs_root)!r} "
-                         f"({exc.strerror or exc}); expected a writable folder") from None
-    return runs_root
+        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
 
 
 def _made_runs_root(results_dir: str | Path) -> Path:

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 from tabulate import tabulate
 
+from catsdogs.cells import mean_ci, number, step_spread
 from catsdogs.errors import UsageError
 from catsdogs.groups import (
     BASE,
@@ -169,35 +170,6 @@ def left_out(runs: pd.DataFrame) -> list[str]:
 
 
 # ---------------------------------------------------------------- display
-
-
-def number(value: Any, digits: int = 1, sign: bool = False) -> str:
-    """A rounded number as people read it, with a true minus sign (U+2212)."""
-    if _missing(value):
-        return ""
-    return (f"{value:+.{digits}f}" if sign else f"{value:.{digits}f}").replace("-", "−")
-
-
-def mean_ci(row: dict[str, Any], key: str, sign: bool = False) -> str:
-    """'66.1 ± 1.2'; the mean alone when there is no interval (n = 1); '' when no data."""
-    mean, half = row[f"{key}_mean"], row[f"{key}_ci95"]
-    if _missing(mean):
-        return ""
-    return number(mean, sign=sign) + ("" if _missing(half) else f" ± {half:.1f}")
-
-
-def step_digits(value: float) -> int:
-    return 0 if not _missing(value) and value >= 10 else 1
-
-
-def step_spread(row: dict[str, Any]) -> str:
-    """'491 (480–502)': median and min–max over seeds; the median alone for n = 1."""
-    median, low, high = (row[f"step_time_ms_{s}"] for s in ("median", "min", "max"))
-    if _missing(median):
-        return ""
-    digits = step_digits(median)
-    text = number(median, digits)
-    return text if low == high else f"{text} ({number(low, digits)}–{number(high, digits)})"
 
 
 def display_cell(row: dict[str, Any], key: str) -> str:

@@ -14,6 +14,7 @@ from typing import Any
 
 import pandas as pd
 
+from catsdogs.cells import step_spread
 from catsdogs.groups import _missing
 from catsdogs.scope import CHANCE_PCT
 
@@ -61,8 +62,7 @@ def _pair_spec(values: pd.Series) -> str:
 
 
 def _step_cell(row: dict[str, Any]) -> str:
-    from catsdogs.tables import step_spread
-
+    """The step-time cell: median (min–max), escaped for LaTeX."""
     return escape(step_spread(row)) or "--"
 
 
