@@ -10,6 +10,7 @@ error bar. Drawn on Agg canvases (no display, no pyplot state).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,8 @@ import pandas as pd
 from catsdogs.groups import GROUP, ok_runs, ordered_groups, with_groups
 from catsdogs.record import SOURCE
 from catsdogs.scope import CHANCE_PCT, scope_line, warnings
-from catsdogs.tables import summary_table, t_interval
+from catsdogs.stats import t_interval
+from catsdogs.tables import summary_table
 
 #: Okabe & Ito's colour-blind-safe palette (blue, orange, green, purple, vermillion, …).
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#D55E00", "#56B4E9", "#000000")
@@ -221,6 +223,54 @@ def draw_step_times(runs: pd.DataFrame) -> Any:
     axis.grid(axis="y", alpha=0.3)
     _legend_below(figure, axis)
     titled(figure, "Training step time: median over seeds (bar), min–max (whisker, n > 1)", runs)
+    return figure
+
+
+MARKERS = ("o", "s", "^", "D", "v", "P", "X")
+LINESTYLES = ("-", "--", "-.", ":", (0, (5, 1)), (0, (3, 1, 1, 1)), (0, (1, 1)))
+
+
+def draw_trend(releases: Sequence[str], series: dict[str, dict[str, Any]],
+               runs: pd.DataFrame) -> Any:
+    """Two panels over TensorFlow releases, per variant: test accuracy (mean and 95%
+    t-interval over seeds, as in the tables) and step time (median over seeds, from zero,
+    min–max whisker). `series[variant]`: {"x", "accuracy" (lists of per-seed values, %),
+    "step" (lists of per-seed ms), "changed" (x of releases where its numerics changed)}.
+    Variants differ by colour, marker and line style, so the figure reads in greyscale."""
+    figure, (acc_axis, step_axis) = new_figure(11, 4.6, ncols=2)
+    acc_lows, acc_highs, step_highs = [CHANCE_PCT], [CHANCE_PCT], [0.0]
+    for i, (variant, data) in enumerate(series.items()):
+        style = dict(color=PALETTE[i % len(PALETTE)], marker=MARKERS[i % len(MARKERS)],
+                     linestyle=LINESTYLES[i % len(LINESTYLES)], capsize=4, label=variant)
+        offset = (i - (len(series) - 1) / 2) * 0.04  # side by side, whiskers never overlap
+        x = np.asarray(data["x"], dtype=float) + offset
+        intervals = [t_interval(values) for values in data["accuracy"]]
+        means = np.asarray([m for m, _, _ in intervals])
+        halves = np.nan_to_num(np.asarray([h for _, h, _ in intervals]))
+        acc_axis.errorbar(x, means, yerr=halves, **style)
+        acc_lows += list(means - halves)
+        acc_highs += list(means + halves)
+        medians = np.asarray([np.median(v) if len(v) else np.nan for v in data["step"]])
+        lows = np.asarray([min(v) if len(v) else np.nan for v in data["step"]])
+        highs = np.asarray([max(v) if len(v) else np.nan for v in data["step"]])
+        step_axis.errorbar(x, medians, yerr=[medians - lows, highs - medians], **style)
+        step_highs += list(highs)
+        for changed in data["changed"]:
+            acc_axis.annotate("numerics changed", (changed + offset, means[list(data["x"])
+                              .index(changed)]), textcoords="offset points", xytext=(6, -12),
+                              fontsize=7, color=style["color"])
+    _chance_line(acc_axis)
+    for axis, ylabel in ((acc_axis, "test accuracy (%): mean, 95% t-interval"),
+                         (step_axis, "training step (ms): median, min–max over seeds")):
+        axis.set_xticks(range(len(releases)), [f"TF {v}" for v in releases], fontsize=8)
+        axis.set_xlim(-0.5, len(releases) - 0.5)
+        axis.set_ylabel(ylabel)
+        axis.grid(alpha=0.3)
+    _fit_limits(acc_axis, acc_lows, acc_highs)
+    _fit_limits(step_axis, [0.0], step_highs, floor=0.0)
+    _legend_below(figure, acc_axis)
+    one = " (one release: no trend)" if len(releases) == 1 else ""
+    titled(figure, f"Test accuracy and step time across TensorFlow releases{one}", runs)
     return figure
 
 

@@ -15,7 +15,6 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
 import pandas as pd
 from tabulate import tabulate
 
@@ -32,6 +31,7 @@ from catsdogs.groups import (
     with_groups,
 )
 from catsdogs.scope import CHANCE_PCT, provenance_items, unique
+from catsdogs.stats import t_interval
 from catsdogs.tables_latex import render_latex
 
 FORMATS: tuple[str, ...] = ("github", "latex", "plain", "csv")
@@ -73,25 +73,6 @@ def parse_columns(text: str | None) -> tuple[str, ...] | None:
 
 
 # ---------------------------------------------------------------- statistics
-
-
-def t_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[float, float, int]:
-    """(mean, half-width, n) of the two-sided t-interval for the mean of `values`.
-
-    With seeds as independent draws, mean ± t(n-1) s/sqrt(n) covers the true mean in 95%
-    of such experiments; with n = 3 the t quantile is 4.30, so three seeds give a wide
-    interval, which is the honest answer. n < 2 has no interval (NaN half-width)."""
-    from scipy.stats import t
-
-    array = np.asarray([v for v in values if not _missing(v)], dtype=float)
-    n = len(array)
-    if n == 0:
-        return math.nan, math.nan, 0
-    mean = float(array.mean())
-    if n < 2:
-        return mean, math.nan, n
-    half = float(t.ppf(0.5 + confidence / 2, n - 1) * array.std(ddof=1) / math.sqrt(n))
-    return mean, half, n
 
 
 def _usable(ok: pd.DataFrame) -> pd.Series:

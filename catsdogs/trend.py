@@ -37,7 +37,6 @@ from catsdogs.errors import UsageError
 from catsdogs.report import (
     check_comparable,
     load_result_sets,
-    new_figure,
     ok_runs,
     save_figure,
     variant_order,
@@ -250,30 +249,31 @@ def to_json(trend: Trend) -> dict[str, Any]:
             "notes": trend.notes}
 
 
-def trend_plot(trend: Trend, out: Path) -> list[Path]:
-    """Two panels over releases: test accuracy (mean ± sd) and step time."""
-    rows = trend_rows(trend)
+def trend_series(trend: Trend) -> dict[str, dict[str, Any]]:
+    """Per variant, what the trend figure draws: release positions, each release's
+    per-seed test accuracies (%) and step times (ms), and where its numerics changed."""
     position = {release.version: i for i, release in enumerate(trend.releases)}
-    figure, (acc_axis, step_axis) = new_figure(11, 4.2, ncols=2)
-    for variant in variant_order(r["variant"] for r in rows):
-        mine = [r for r in rows if r["variant"] == variant]
-        x = [position[r["tf_version"]] for r in mine]
-        acc_axis.errorbar(x, [r["accuracy"].mean for r in mine],
-                          yerr=[math.sqrt(r["accuracy"].spread_var) for r in mine],
-                          marker="o", capsize=3, label=variant)
-        step_axis.plot(x, [math.exp(r["step"].mean) if r["step"] else float("nan")
-                           for r in mine], marker="o", label=variant)
-    acc_axis.axhline(50.0, linestyle="--", color="grey", linewidth=1, label="50% baseline")
-    for axis, ylabel in ((acc_axis, "test accuracy (%, mean ± sd)"),
-                         (step_axis, "step time (ms, geometric mean of runs)")):
-        axis.set_xticks(range(len(trend.releases)),
-                        [f"TF {r.version}" for r in trend.releases], fontsize=8)
-        axis.set_ylabel(ylabel)
-        axis.grid(alpha=0.3)
-    step_axis.legend(fontsize=8)
-    runs = pd.concat([release.side.runs for release in trend.releases])
-    seeds = ", ".join(str(seed) for seed in sorted(ok_runs(runs)["seed"].dropna().unique()))
-    figure.suptitle(f"{', '.join(runs['dataset'].dropna().unique())} data, "
-                    f"{', '.join(runs['device'].dropna().unique())}, seeds {seeds}", fontsize=9)
-    return save_figure(figure, out, "trend")
+    variants = variant_order(pd.concat([r.side.runs["variant"] for r in trend.releases]))
+    series: dict[str, dict[str, Any]] = {}
+    for variant in variants:
+        data: dict[str, Any] = {"x": [], "accuracy": [], "step": [], "changed": []}
+        for release in trend.releases:
+            ok = release.side.ok(variant)
+            if ok.empty:
+                continue
+            data["x"].append(position[release.version])
+            data["accuracy"].append(list(ok["test_accuracy"].astype(float) * 100))
+            data["step"].append(list(ok["step_time_ms"].dropna().astype(float)))
+        changed = {text.split(" ", 1)[0] for text in trend.numerics_changed(variant)}
+        data["changed"] = [position[v] for v in changed if position[v] in data["x"]]
+        series[variant] = data
+    return series
 
+
+def trend_plot(trend: Trend, out: Path) -> list[Path]:
+    """trend.png/.pdf: accuracy and step time over releases (catsdogs.figures.draw_trend)."""
+    from catsdogs.figures import draw_trend
+
+    runs = pd.concat([release.side.runs for release in trend.releases], ignore_index=True)
+    figure = draw_trend([r.version for r in trend.releases], trend_series(trend), runs)
+    return save_figure(figure, out, "trend")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from resultsets import copy_result_set, write_result_set
 from test_compare import copy_editing
@@ -110,3 +111,24 @@ def test_trend_out_into_a_result_set_is_refused(tmp_path, capsys):
     result_set = write_result_set(tmp_path / "results", tf_version="2.21.0", rng=4)
     assert main(["trend", str(result_set), "--out", str(result_set)]) == 2
     assert "is a result set" in capsys.readouterr().err
+
+
+def test_trend_figure_says_what_it_shows_from_zero_with_the_tables_interval(oldest, tmp_path):
+    """The figure carries its data scope, starts step time at zero, and draws accuracy
+    with the same 95% t-interval the tables give (not ± sd)."""
+    from catsdogs.figures import draw_trend, figure_text
+    from catsdogs.stats import t_interval
+    from catsdogs.trend import trend_series
+
+    newer = write_result_set(tmp_path / "new", tf_version="2.21.0", rng=21)
+    built = build_trend([oldest, newer])
+    series = trend_series(built)
+    runs = pd.concat([r.side.runs for r in built.releases], ignore_index=True)
+    figure = draw_trend([r.version for r in built.releases], series, runs)
+    text = figure_text(figure)
+    assert "TF 2.19.0, 2.21.0" in text and "seeds 0, 1, 2" in text and "epochs" in text
+    acc_axis, step_axis = figure.axes[:2]
+    assert step_axis.get_ylim()[0] == 0.0
+    mean, half, n = t_interval(series["baseline_cnn"]["accuracy"][0])
+    low, high = acc_axis.get_ylim()
+    assert n == 3 and low <= mean - half and high >= mean + half
