@@ -20,7 +20,14 @@ from typing import Callable
 
 from catsdogs import __version__
 from catsdogs.errors import UsageError
-from catsdogs.options import SPEED_OPTIONS, BenchOptions, add_to_argparse, resolve, resolve_one
+from catsdogs.options import (
+    OPTIONS_BY_NAME,
+    SPEED_OPTIONS,
+    BenchOptions,
+    add_to_argparse,
+    resolve,
+    resolve_one,
+)
 
 
 def _say(line: str) -> None:
@@ -39,14 +46,14 @@ def _resolve(args: argparse.Namespace) -> BenchOptions:
 def cmd_data(args: argparse.Namespace) -> int:
     from catsdogs import fetch
 
-    if args.synthetic:
+    if resolve_one("synthetic", args.synthetic):
         from catsdogs.synthetic import ensure_synthetic
 
         root = ensure_synthetic()
     else:
         from catsdogs.progress import make_reporter
 
-        root = fetch.locate_dataset(args.data_dir,
+        root = fetch.locate_dataset(resolve_one("data_dir", args.data_dir),
                                     progress=make_reporter().counter("download", "bytes"))
     print(fetch.describe(fetch.scan_dataset(root)))
     return 0
@@ -313,9 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "Find cats_and_dogs_filtered, download it if it is nowhere, check its "
                        "layout and print its counts and fingerprint (whether it is the "
                        "official set).", DATA_EPILOG)
-    data.add_argument("--data-dir", metavar="DIR", help="dataset folder (else CATSDOGS_DATA, "
-                      "the Keras cache, then a download)")
-    data.add_argument("--synthetic", action="store_true", help="describe the synthetic set")
+    add_to_argparse(data, (OPTIONS_BY_NAME["data_dir"], OPTIONS_BY_NAME["synthetic"]))
     data.set_defaults(func=cmd_data)
 
     run = _subcommand(sub, "run", "train every variant x seed and record the results",

@@ -280,8 +280,9 @@ def _checked(option: Option, value: Any, source: str | None) -> Any:
         return option.parse(value) if isinstance(value, str) else value
     except UsageError as exc:
         text = str(exc)
-        if text.startswith(option.flag + ":"):
-            text = text[len(option.flag) + 1:].lstrip()
+        for prefix in {option.flag, source or option.flag}:  # the source is named once
+            if text.startswith(prefix + ":"):
+                text = text[len(prefix) + 1:].lstrip()
         raise UsageError(f"{source or option.flag}: {text}") from None
 
 

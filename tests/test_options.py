@@ -186,3 +186,16 @@ def test_compare_takes_its_sets_on_either_side_of_its_options():
                                                           [Path("C"), Path("D")])
     with pytest.raises(UsageError, match="got 3 result set"):
         _compare_sides(*[parse_args(["compare", "A", "B", "C"]).sets, None])
+
+
+def test_data_reads_its_options_from_the_registry_like_run(monkeypatch, capsys):
+    """`catsdogs data` takes --data-dir/--synthetic and their variables through the one
+    registry, so a bad value is refused with the same words as `catsdogs run`."""
+    from catsdogs.cli import main
+
+    monkeypatch.setenv("CATSDOGS_SYNTHETIC", "maybe")
+    assert main(["data"]) == 2
+    assert main(["run"]) == 2
+    data_err, run_err = capsys.readouterr().err.strip().splitlines()
+    assert data_err == run_err == ("catsdogs: error: CATSDOGS_SYNTHETIC: expected true or "
+                                   "false, got 'maybe'")
