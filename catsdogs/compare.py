@@ -344,6 +344,23 @@ def _row(item: MetricVerdict, ident: Identity) -> dict[str, str]:
         "verdict": item.verdict}
 
 
+def _table_rows(comparison: Comparison) -> list[dict[str, str]]:
+    """One display row per variant and metric, for every renderer."""
+    return [_row(item, result.identity) for result in comparison.results
+            for item in result.metrics]
+
+
+def _reasons(comparison: Comparison) -> list[tuple[str, str]]:
+    """(verdict, why) per variant and metric, then each lost variant as a regression."""
+    return ([(item.verdict, f"{item.variant} {item.metric.replace('_', ' ')}: "
+              + "; ".join(item.reasons)) for item in comparison.verdicts()]
+            + [("regression", text) for text in comparison.lost])
+
+
+def _counts(comparison: Comparison) -> str:
+    return ", ".join(f"{comparison.count(v)} {v}" for v in stats.VERDICTS + ("identical",))
+
+
 def render_text(comparison: Comparison, fmt: str = "github") -> str:
     """The human report: header, one table row per variant and metric, the reasons."""
     lines = [f"base:      {_describe(comparison.base)}",
@@ -353,20 +370,16 @@ def render_text(comparison: Comparison, fmt: str = "github") -> str:
               f"{comparison.alpha:g} over {comparison.tests} tests; unchanged = "
               f"{1 - 2 * comparison.alpha:.0%} interval inside the threshold; else "
               "inconclusive (docs/verdicts.md)"), ""]
-    rows = [_row(item, result.identity) for result in comparison.results
-            for item in result.metrics]
+    rows = _table_rows(comparison)
     if rows:
         lines += [tabulate(rows, headers="keys", tablefmt="github" if fmt == "github"
                            else "plain", disable_numparse=True), ""]
-    lines += [f"{item.verdict.upper() if item.verdict == 'regression' else item.verdict} "
-              f"{item.variant} {item.metric.replace('_', ' ')}: " + "; ".join(item.reasons)
-              for item in comparison.verdicts()]
-    lines += [f"REGRESSION {text}" for text in comparison.lost]
+    lines += [f"{verdict.upper() if verdict == 'regression' else verdict} {why}"
+              for verdict, why in _reasons(comparison)]
     if comparison.not_compared:
         lines.append("not compared: " + ", ".join(comparison.not_compared))
     lines += comparison.notes
-    counts = ", ".join(f"{comparison.count(v)} {v}" for v in stats.VERDICTS + ("identical",))
-    lines.append(f"result: {counts}; {len(comparison.lost)} lost variant(s)")
+    lines.append(f"result: {_counts(comparison)}; {len(comparison.lost)} lost variant(s)")
     return "\n".join(lines)
 
 
@@ -375,8 +388,7 @@ def render_html(comparison: Comparison) -> str:
     and reasons as `render_text`, every cell escaped (result-set names are user text)."""
     from html import escape
 
-    rows = [_row(item, result.identity) for result in comparison.results
-            for item in result.metrics]
+    rows = _table_rows(comparison)
     head = ("<p>base: " + escape(_describe(comparison.base)) + "<br>candidate: "
             + escape(_describe(comparison.candidate)) + "</p>")
     if not rows:
@@ -386,13 +398,10 @@ def render_html(comparison: Comparison) -> str:
     for row in rows:
         table += ["<tr>", *[f"<td>{escape(cell)}</td>" for cell in row.values()], "</tr>"]
     table.append("</tbody></table>")
-    reasons = [f"<li><b>{escape(item.verdict)}</b> {escape(item.variant)} "
-               f"{escape(item.metric.replace('_', ' '))}: {escape('; '.join(item.reasons))}</li>"
-               for item in comparison.verdicts()]
-    reasons += [f"<li><b>regression</b> {escape(text)}</li>" for text in comparison.lost]
-    counts = ", ".join(f"{comparison.count(v)} {v}" for v in stats.VERDICTS + ("identical",))
+    reasons = [f"<li><b>{escape(verdict)}</b> {escape(why)}</li>"
+               for verdict, why in _reasons(comparison)]
     return (head + "".join(table) + "<ul>" + "".join(reasons) + "</ul>"
-            + f"<p>result: {escape(counts)} (rule: docs/verdicts.md)</p>")
+            + f"<p>result: {escape(_counts(comparison))} (rule: docs/verdicts.md)</p>")
 
 
 def detectable_markdown(rows: Sequence[dict[str, float]]) -> str:

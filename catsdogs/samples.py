@@ -54,9 +54,10 @@ def _load_rgb(path: Path, size: tuple[int, int] | None = None) -> np.ndarray:
 
 
 def _dataset_note(data_dir: Path) -> str:
-    from catsdogs.synthetic import is_synthetic
+    from catsdogs.scan import dataset_kind
 
-    return " (SYNTHETIC images, not photographs)" if is_synthetic(data_dir) else ""
+    return (" (SYNTHETIC images, not photographs)" if dataset_kind(data_dir) == "synthetic"
+            else "")
 
 
 def sample_grid(data_dir: Path, out: Path) -> list[Path]:
