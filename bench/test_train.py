@@ -36,6 +36,20 @@ def extra_info(row: dict, result_set) -> dict:
     return info
 
 
+def _stop_session(session, interrupted: BaseException) -> None:
+    """End the whole session with 130 and the --resume hint, as `catsdogs run` does.
+
+    Called outside the `except` that caught the signal on purpose: pytest renders the
+    exception chain of an exit, and a signal can land in a frame without a line number
+    (seen in `typing` on Python 3.11), where pytest's own traceback printer then crashes
+    and the session ends with 1 instead of 130."""
+    reason = "Ctrl-C" if isinstance(interrupted, KeyboardInterrupt) \
+        else str(interrupted)
+    pytest.exit(f"interrupted ({reason}): finished runs are recorded in "
+                f"{session.result_set.path}; add the missing ones with --resume "
+                f"{session.result_set.path}", returncode=130)
+
+
 def _train_in_rounds(benchmark, state, variant: str, seed: int) -> dict:
     """Train and record one pair while pytest-benchmark times its epochs."""
     options, session = state.options, state.session
@@ -43,17 +57,18 @@ def _train_in_rounds(benchmark, state, variant: str, seed: int) -> dict:
     gate = rounds.EpochGate()
     stopwatch, errors = rounds.stopwatch(benchmark, gate, options.epochs)
     state.reporter.start_run(variant, seed)
+    interrupted: BaseException | None = None
     try:
         row = runner.run_and_record(session.prepared, session.result_set, variant, seed,
                                     splits=splits, callbacks=(gate.keras_callback(),
                                                               state.reporter.keras_callback()))
-    except runner.Interrupted as exc:
-        pytest.exit(f"interrupted ({exc}): finished runs are recorded in "
-                    f"{session.result_set.path}; add the missing ones with --resume "
-                    f"{session.result_set.path}", returncode=130)
+    except (KeyboardInterrupt, runner.Interrupted) as exc:
+        interrupted = exc
     finally:
         gate.open()
         stopwatch.join()
+    if interrupted is not None:
+        _stop_session(session, interrupted)
     state.reporter.end_run(row)
     if errors and row["status"] == "ok":
         raise errors[0]  # the run is recorded; the timing machinery failed
