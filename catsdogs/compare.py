@@ -27,6 +27,7 @@ from catsdogs import stats
 from catsdogs.errors import UsageError
 from catsdogs.identity import Identity, identity, seed_pairs
 from catsdogs.report import check_comparable, variant_order
+from catsdogs.scope import verdict_scope
 from catsdogs.sides import Side, column_values
 
 JSON_SCHEMA = "catsdogs-verdicts/1"
@@ -98,6 +99,7 @@ class Comparison:
     lost: list[str]  # variants whose candidate runs all failed: regressions
     not_compared: list[str]
     notes: list[str]
+    scope: list[str] = dataclasses.field(default_factory=list)  # scope.verdict_scope
 
     def verdicts(self) -> list[MetricVerdict]:
         return [m for result in self.results for m in result.metrics]
@@ -257,7 +259,8 @@ def compare_sides(base: Side, candidate: Side, *, alpha: float = 0.05,
     tests = decide(results, alpha)
     return Comparison(base.info(), candidate.info(), alpha, min_change, max_slowdown, tests,
                       results, lost, not_compared,
-                      list(notes) + _setting_notes(base, candidate))
+                      list(notes) + _setting_notes(base, candidate),
+                      verdict_scope(pd.concat([base.runs, candidate.runs], ignore_index=True)))
 
 
 def compare(base: Sequence[Path], candidate: Sequence[Path], *, alpha: float = 0.05,
@@ -365,6 +368,7 @@ def render_text(comparison: Comparison, fmt: str = "github") -> str:
     """The human report: header, one table row per variant and metric, the reasons."""
     lines = [f"base:      {_describe(comparison.base)}",
              f"candidate: {_describe(comparison.candidate)}",
+             *comparison.scope,
              (f"rule: regression/improvement = change beyond {comparison.min_change:g} pts "
               f"accuracy or x{1 + comparison.max_slowdown / 100:.2f} step time AND Holm p < "
               f"{comparison.alpha:g} over {comparison.tests} tests; unchanged = "
@@ -390,7 +394,8 @@ def render_html(comparison: Comparison) -> str:
 
     rows = _table_rows(comparison)
     head = ("<p>base: " + escape(_describe(comparison.base)) + "<br>candidate: "
-            + escape(_describe(comparison.candidate)) + "</p>")
+            + escape(_describe(comparison.candidate)) + "</p>"
+            + "".join(f"<p>{escape(line)}</p>" for line in comparison.scope))
     if not rows:
         return head + "<p>No variant is on both sides.</p>"
     table = ["<table><thead><tr>", *[f"<th>{escape(key)}</th>" for key in rows[0]],
@@ -448,6 +453,7 @@ def to_json(comparison: Comparison, strict: bool = False) -> dict[str, Any]:
             "base": comparison.base, "candidate": comparison.candidate,
             "verdicts": json_records(comparison), "lost": comparison.lost,
             "not_compared": comparison.not_compared, "notes": comparison.notes,
+            "scope": comparison.scope,
             "exit_code": comparison.exit_code(strict)}
 
 

@@ -95,6 +95,16 @@ def warnings(runs: pd.DataFrame, markers: Sequence[str] = ()) -> list[str]:
     return out
 
 
+def verdict_scope(runs: pd.DataFrame) -> list[str]:
+    """What a comparison's runs are, before any verdict: one `data:` line (dataset, official
+    or not, --limit, epochs; the same on both sides, since check_comparable refuses
+    anything else), then every warning of `warnings` as `warning: ...`. A verdict over a
+    smoke run or an unpretrained model4 must say so where it is read."""
+    epochs = ", ".join(str(int(e)) for e in sorted(runs["epochs"].dropna().unique())) or "?"
+    return ([f"data: {'; '.join(datasets(runs))}; {epochs} epochs"]
+            + [f"warning: {text}" for text in warnings(runs)])
+
+
 def scope_line(runs: pd.DataFrame) -> str:
     """One line of data scope for a figure subtitle: dataset, limit, epochs, seeds,
     software and device."""

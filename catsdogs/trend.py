@@ -41,6 +41,7 @@ from catsdogs.report import (
     save_figure,
     variant_order,
 )
+from catsdogs.scope import verdict_scope
 from catsdogs.sides import Side, with_lines
 
 
@@ -84,6 +85,7 @@ class Trend:
     tests: int
     duplicates: list[Duplicate]
     notes: list[str]
+    scope: list[str] = dataclasses.field(default_factory=list)  # scope.verdict_scope
 
     def first_change(self, variant: str) -> tuple[str, list[str]] | None:
         """(release, what changed) of the first regression or improvement, else None."""
@@ -152,7 +154,8 @@ def build_trend(result_sets: Sequence[Path], *, alpha: float = 0.05, min_change:
                           [assess(v, before.side, after.side, limits) for v in shared]))
     tests = decide([result for step in steps for result in step.results], alpha)
     duplicates = [text for release in releases for text in _duplicates(release)]
-    return Trend(releases, steps, alpha, min_change, max_slowdown, tests, duplicates, markers)
+    return Trend(releases, steps, alpha, min_change, max_slowdown, tests, duplicates, markers,
+                 verdict_scope(runs))
 
 
 # ---------------------------------------------------------------- rendering
@@ -201,7 +204,8 @@ def render_text(trend: Trend, fmt: str = "github") -> str:
              "numerics vs previous": row["numerics"],
              "accuracy vs previous": row["accuracy_verdict"],
              "step time vs previous": row["step_verdict"]} for row in trend_rows(trend)]
-    lines = [tabulate(rows, headers="keys", tablefmt="github" if fmt == "github" else "plain",
+    lines = [*trend.scope, "",
+             tabulate(rows, headers="keys", tablefmt="github" if fmt == "github" else "plain",
                       disable_numparse=True), ""]
     if len(trend.releases) == 1:
         lines.append(f"one release (TF {trend.releases[0].version}): no trend")
@@ -246,7 +250,7 @@ def to_json(trend: Trend) -> dict[str, Any]:
             "first_change": {v: (trend.first_change(v) or (None,))[0] for v in variants},
             "numerics_changed": {v: trend.numerics_changed(v) for v in variants},
             "duplicates": [dataclasses.asdict(dup) for dup in trend.duplicates],
-            "notes": trend.notes}
+            "notes": trend.notes, "scope": trend.scope}
 
 
 def trend_series(trend: Trend) -> dict[str, dict[str, Any]]:

@@ -323,3 +323,31 @@ def test_variants_on_one_side_only_are_listed_as_not_compared(tmp_path):
     assert {item.variant for item in result.results} == set(VARIANTS[1:3])
     assert result.not_compared == ["baseline_cnn (only in base)",
                                    "transfer_mobilenetv2 (only in candidate)"]
+
+
+# ---------------------------------------------------------------- what was compared
+
+
+def test_a_verdict_over_smoke_runs_says_so_before_any_verdict(tmp_path, capsys):
+    """Synthetic data, --limit or < 5 epochs: the verdict is about the pipeline, and the
+    text, the JSON and the HTML fragment say it first, with the data that was compared."""
+    from catsdogs.compare import render_html
+
+    smoke = write_result_set(tmp_path / "a", dataset="synthetic", epochs=3, rng=1)
+    other = copy_result_set(smoke, tmp_path / "b", tf_version="2.22.0")
+    path = tmp_path / "verdicts.json"
+    main(["compare", str(smoke), str(other), "--json", str(path)])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[2].startswith("data: SYNTHETIC images (not photographs)")
+    assert lines[2].endswith("; 3 epochs")
+    assert lines[3].startswith("warning: SMOKE RUN")
+    assert json.loads(path.read_text())["scope"] == lines[2:4]
+    assert "warning: SMOKE RUN" in render_html(compare([smoke], [other]))
+
+
+def test_a_verdict_over_full_real_runs_names_the_data_and_warns_of_nothing(base):
+    result = compare([base], [base])
+    (line,) = result.scope
+    assert line.startswith("data: real cats_and_dogs_filtered (official, fingerprint ")
+    assert line.endswith("all images; 5 epochs")
+    assert "warning:" not in render_text(result)

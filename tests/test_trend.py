@@ -132,3 +132,18 @@ def test_trend_figure_says_what_it_shows_from_zero_with_the_tables_interval(olde
     mean, half, n = t_interval(series["baseline_cnn"]["accuracy"][0])
     low, high = acc_axis.get_ylim()
     assert n == 3 and low <= mean - half and high >= mean + half
+
+
+def test_a_trend_over_smoke_runs_says_so_first(tmp_path, capsys):
+    """The same data line and warnings as compare (one function), above the table and in
+    the JSON."""
+    smoke = write_result_set(tmp_path / "a", dataset="synthetic", epochs=3, rng=1)
+    newer = copy_result_set(smoke, tmp_path / "b", tf_version="2.22.0")
+    trend = build_trend([smoke, newer])
+    text = render_text(trend)
+    assert text.splitlines()[:2] == trend.scope
+    assert trend.scope[0].startswith("data: SYNTHETIC images") and \
+        trend.scope[1].startswith("warning: SMOKE RUN")
+    path = tmp_path / "trend.json"
+    main(["trend", str(smoke), str(newer), "--out", str(tmp_path / "fig"), "--json", str(path)])
+    assert json.loads(path.read_text())["scope"] == trend.scope
