@@ -27,3 +27,10 @@ echo "trend: exit $?"
 catsdogs compare "$first" "$tf221" --json results/compare/tf2.21.0_rerun.json \
   > results/compare/tf2.21.0_rerun.md
 echo "compare TF 2.21.0 rerun: exit $?"
+# Identity probes: model1-3, seed 0, --limit 100, 3 epochs (smoke runs), on both releases
+# with the same commit: where each model's numerics part between the releases.
+probe218=results/runs/20261127T053750Z_vm_tf2.18.1_cpu
+probe221=results/runs/20261127T053949Z_vm_tf2.21.0_cpu
+catsdogs compare "$probe218" "$probe221" --json results/compare/identity_probe_tf2.18.1_to_tf2.21.0.json \
+  > results/compare/identity_probe_tf2.18.1_to_tf2.21.0.md
+echo "compare identity probe TF 2.18.1 -> 2.21.0: exit $?"
