@@ -22,6 +22,7 @@ from catsdogs import __version__
 from catsdogs.errors import UsageError
 from catsdogs.options import (
     OPTIONS_BY_NAME,
+    SMOKE_NOTE,
     SPEED_OPTIONS,
     BenchOptions,
     add_to_argparse,
@@ -62,8 +63,6 @@ def cmd_data(args: argparse.Namespace) -> int:
 def _describe_session(session, todo: list, options: BenchOptions,
                       say: Callable[[str], None]) -> None:
     """What the session is about to do, before the first run: where rows go, which data."""
-    from catsdogs import runner
-
     prepared = session.prepared
     say(f"result set: {session.result_set.path}")
     official = ("" if prepared.info.fingerprint_known
@@ -79,7 +78,7 @@ def _describe_session(session, todo: list, options: BenchOptions,
         say(f"  skipping {len(skipped)} unreadable image(s) (--skip-bad-images; recorded): "
             + ", ".join(skipped[:5]) + (", ..." if len(skipped) > 5 else ""))
     if options.smoke:
-        say(runner.SMOKE_NOTE)
+        say(SMOKE_NOTE)
     say(f"{len(todo)} run(s) of {options.epochs} epoch(s) to go")
 
 

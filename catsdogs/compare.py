@@ -27,8 +27,8 @@ from catsdogs import stats
 from catsdogs.errors import UsageError
 from catsdogs.identity import Identity, identity, seed_pairs
 from catsdogs.report import check_comparable, variant_order
-from catsdogs.scope import verdict_scope
-from catsdogs.sides import Side, column_values
+from catsdogs.scope import unique, verdict_scope
+from catsdogs.sides import Side
 
 JSON_SCHEMA = "catsdogs-verdicts/1"
 ACCURACY, STEP = "test_accuracy", "step_time"
@@ -281,8 +281,8 @@ def _setting_notes(base: Side, candidate: Side) -> list[str]:
     compares them too."""
     notes = []
     for column in _SETTINGS_NOTED:
-        b = ", ".join(column_values(base.runs, column)) or "unknown"
-        c = ", ".join(column_values(candidate.runs, column)) or "unknown"
+        b = ", ".join(unique(base.runs, column)) or "unknown"
+        c = ", ".join(unique(candidate.runs, column)) or "unknown"
         if b != c:
             notes.append(f"note: {column} differs (base {b}, candidate {c}); step times "
                          "compare that too")

@@ -160,11 +160,12 @@ def decode_files(root: Path, relpaths: list[str], image_size: tuple[int, int] = 
             dataset = (tf.data.Dataset.from_tensor_slices(missing)
                        .map(_decode_fn(image_size), num_parallel_calls=tf.data.AUTOTUNE,
                             deterministic=True).batch(64))
-            batches = []
+            batches, done = [], 0
             for batch in dataset:
                 batches.append(batch.numpy())
+                done += len(batches[-1])
                 if progress:
-                    progress(sum(len(b) for b in batches), len(missing))
+                    progress(done, len(missing))
             arrays = np.concatenate(batches)
             for path, array in zip(missing, arrays):
                 _DECODED[(path, height, width)] = array

@@ -24,7 +24,7 @@ import pandas as pd
 
 from catsdogs import figures as figs
 from catsdogs.errors import UsageError
-from catsdogs.figures import new_figure, save_figure
+from catsdogs.figures import save_figure
 from catsdogs.groups import GROUP, check_comparable, ok_runs, variant_order
 from catsdogs.html import render_html
 from catsdogs.record import (
@@ -46,7 +46,7 @@ from catsdogs.tables import (
 
 #: What other modules import from here (compare, the cli's run command).
 __all__ = ["FORMATS", "GROUP", "SOURCE", "TABLE_FILES", "check_comparable", "load_result_sets",
-           "new_figure", "ok_runs", "output_dir", "render_report", "render_table",
+           "ok_runs", "output_dir", "render_report", "render_table",
            "save_figure", "summary_table", "variant_order"]
 
 
@@ -89,9 +89,7 @@ def _refuse_result_set(folder: Path) -> None:
 def report_dir(out: Path | None, result_sets: Sequence[Path]) -> Path:
     """The report folder (`out`, else `default_out`), created; a result set is refused,
     because reports must never change what a benchmark recorded."""
-    folder = Path(out) if out is not None else default_out(result_sets)
-    _refuse_result_set(folder)
-    return output_dir(folder, result_sets)
+    return output_dir(Path(out) if out is not None else default_out(result_sets), result_sets)
 
 
 def _staging(folder: Path) -> Path:

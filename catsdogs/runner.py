@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from catsdogs import fetch
 from catsdogs.constants import IMAGE_SIZE_TEXT
 from catsdogs.errors import ResultsError, UsageError
-from catsdogs.options import SMOKE_NOTE, BenchOptions  # noqa: F401 - cli prints runner.SMOKE_NOTE
+from catsdogs.options import BenchOptions
 from catsdogs.record import LoadedSet, ResultSet, check_writable, read_set
 
 if TYPE_CHECKING:
@@ -217,9 +217,9 @@ def open_result_set(prepared: Prepared) -> ResultSet:
     return ResultSet(prepared.resumed.path, prepared.resumed.schema_version)
 
 
-def pending(prepared: Prepared, result_set: ResultSet) -> list[tuple[str, int]]:
+def pending(prepared: Prepared) -> list[tuple[str, int]]:
     """The pairs this session must run: its shard of the matrix, less those already
-    recorded in the result set (for --resume)."""
+    recorded in the --resume set (as read and checked by `prepare`)."""
     options = prepared.options
     done = ({(row["variant"], row["seed"]) for row in prepared.resumed.runs}
             if prepared.resumed is not None else set())
@@ -249,8 +249,7 @@ class Session:
 
     def todo(self) -> list[tuple[str, int]]:
         """The pairs still to run (without --resume a new set holds nothing yet)."""
-        return pending(self.prepared, self.result_set if self.prepared.options.resume
-                       else self._result_set)
+        return pending(self.prepared)
 
 
 def start_session(options: BenchOptions, progress: Reporter | None = None,
@@ -264,7 +263,7 @@ def start_session(options: BenchOptions, progress: Reporter | None = None,
     prepared = prepare(options, progress)
     session = Session(prepared, ResultSet.open(result_set) if result_set else None)
     if options.resume:
-        session.result_set  # noqa: B018 -- opening it checks it ran the same configuration
+        session.result_set  # noqa: B018 -- the resumed set is this session's from the start
     return session
 
 

@@ -8,7 +8,6 @@ module only when a dataset folder is at hand, so a report from CSVs stays TF-fre
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -99,20 +98,3 @@ def augmentation_preview(data_dir: Path, out: Path, seed: int = 0) -> list[Path]
     figure.suptitle(f"{path.name}: RandomFlip + RandomRotation(0.2), seed {seed}"
                     + _dataset_note(data_dir), fontsize=9)
     return save_figure(figure, out, "augmentation_preview")
-
-
-def data_dir_for_figures(data_dir: Path | None, environments: Sequence[dict[str, Any]]
-                          ) -> tuple[Path | None, str]:
-    """The dataset for the sample figures: the one given (it must exist), else the first
-    result set's recorded data_dir if it is still there; else None and why."""
-    if data_dir is not None:
-        if not (Path(data_dir) / "train").is_dir():
-            raise DataError(f"--data-dir {str(data_dir)!r}: no train/ folder; expected the "
-                            "cats_and_dogs_filtered layout")
-        return Path(data_dir), ""
-    for environment in environments:
-        recorded = environment.get("data_dir")
-        if recorded and (Path(recorded) / "train").is_dir():
-            return Path(recorded), ""
-    return None, ("sample_grid and augmentation_preview skipped: no dataset folder "
-                  "(pass --data-dir DIR)")

@@ -246,8 +246,8 @@ def compute_fingerprint(root: str | os.PathLike, relative_paths: Iterable[str]) 
     `find train validation -type f -name '*.jpg' | LC_ALL=C sort | xargs sha256sum | sha256sum`;
     any other image file training would read changes it. Content-based, so a copy
     anywhere, under any path, gets the same fingerprint."""
-    return hashlib.sha256(manifest(root, relative_paths).encode("utf-8", "surrogateescape")
-                          ).hexdigest()
+    root = Path(root)
+    return _fingerprint({p: file_sha256(root / p) for p in _training_images(relative_paths)})
 
 
 #: The official set's manifest, shipped with the package (facts about the public

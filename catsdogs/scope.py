@@ -100,19 +100,27 @@ def verdict_scope(runs: pd.DataFrame) -> list[str]:
     or not, --limit, epochs; the same on both sides, since check_comparable refuses
     anything else), then every warning of `warnings` as `warning: ...`. A verdict over a
     smoke run or an unpretrained model4 must say so where it is read."""
-    epochs = ", ".join(str(int(e)) for e in sorted(runs["epochs"].dropna().unique())) or "?"
-    return ([f"data: {'; '.join(datasets(runs))}; {epochs} epochs"]
-            + [f"warning: {text}" for text in warnings(runs)])
+    return [f"data: {data_scope(runs)}"] + [f"warning: {text}" for text in warnings(runs)]
+
+
+def epochs_text(runs: pd.DataFrame) -> str:
+    """The distinct epoch counts of these runs, e.g. '20' (empty when none is known)."""
+    return ", ".join(str(e) for e in sorted(runs["epochs"].dropna().unique()))
+
+
+def data_scope(runs: pd.DataFrame) -> str:
+    """'<dataset, official or not, --limit>; <epochs> epochs': what was trained on, the
+    start of every scope line."""
+    return f"{'; '.join(datasets(runs))}; {epochs_text(runs) or '?'} epochs"
 
 
 def scope_line(runs: pd.DataFrame) -> str:
     """One line of data scope for a figure subtitle: dataset, limit, epochs, seeds,
     software and device."""
-    epochs = ", ".join(str(e) for e in sorted(runs["epochs"].dropna().unique())) or "?"
     seed_list = seeds(runs)
     tf = ", ".join(unique(runs, "tf_version")) or "?"
     keras = ", ".join(unique(runs, "keras_version")) or "?"
-    return (f"{'; '.join(datasets(runs))}; {epochs} epochs; "
+    return (f"{data_scope(runs)}; "
             f"seed{'s' if len(seed_list) != 1 else ''} {', '.join(map(str, seed_list))}; "
             f"TF {tf}, Keras {keras}, {'; '.join(devices(runs))}")
 
@@ -149,7 +157,7 @@ def provenance_items(runs: pd.DataFrame, environments: Sequence[dict[str, Any]],
         ("device", "; ".join(devices(runs)) or "unknown"),
         ("dataset", "; ".join(datasets(runs))),
         ("seeds", ", ".join(map(str, seeds(runs)))),
-        ("epochs", ", ".join(str(e) for e in sorted(runs["epochs"].dropna().unique()))),
+        ("epochs", epochs_text(runs)),
         ("batch size", ", ".join(str(b) for b in sorted(runs["batch_size"].dropna().unique()))),
         ("options on", ", ".join(flags) or "none (float32, no XLA, non-deterministic ops)"),
         ("git commit", ", ".join(commits) or "unknown"),
@@ -160,10 +168,11 @@ def provenance_items(runs: pd.DataFrame, environments: Sequence[dict[str, Any]],
                         "step time: median (min–max) over seeds"),
         (f"{CHANCE_PCT:.0f}% baseline", "chance: a coin flip on the balanced test split"),
     ]
-    if failures(runs):
-        items.append(("failed runs (not in the numbers)", "; ".join(failures(runs))))
+    failed, recorded_twice = failures(runs), duplicates(runs)
+    if failed:
+        items.append(("failed runs (not in the numbers)", "; ".join(failed)))
     if left_out:
         items.append(("left out of n and the means (NaN accuracy)", "; ".join(left_out)))
-    if duplicates(runs):
-        items.append(("recorded more than once (each counted)", ", ".join(duplicates(runs))))
+    if recorded_twice:
+        items.append(("recorded more than once (each counted)", ", ".join(recorded_twice)))
     return items

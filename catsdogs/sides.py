@@ -18,6 +18,7 @@ import pandas as pd
 
 from catsdogs.errors import ResultsError
 from catsdogs.report import SOURCE, load_result_sets, ok_runs
+from catsdogs.scope import unique
 
 #: Relative slack when checking runs.csv's step_time_ms against epochs.csv (float rounding).
 STEP_SLACK = 1e-9
@@ -111,11 +112,6 @@ class Side:
     def info(self) -> dict[str, Any]:
         """Result sets and versions, for the header and the JSON."""
         return {"result_sets": list(dict.fromkeys(self.runs["result_set"].dropna())),
-                "tf_versions": column_values(self.runs, "tf_version"),
-                "keras_versions": column_values(self.runs, "keras_version"),
-                "devices": column_values(self.runs, "device")}
-
-
-def column_values(runs: pd.DataFrame, column: str) -> list[str]:
-    """The distinct non-empty values of a column, as text (for headers and notes)."""
-    return [str(v) for v in runs[column].dropna().unique() if str(v) != ""]
+                "tf_versions": unique(self.runs, "tf_version"),
+                "keras_versions": unique(self.runs, "keras_version"),
+                "devices": unique(self.runs, "device")}

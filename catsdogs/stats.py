@@ -478,8 +478,6 @@ def t_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[float
     With seeds as independent draws, mean ± t(n-1) s/sqrt(n) covers the true mean in 95%
     of such experiments; with n = 3 the t quantile is 4.30, so three seeds give a wide
     interval, which is the honest answer. n < 2 has no interval (NaN half-width)."""
-    from scipy.stats import t
-
     array = np.asarray([v for v in values if v is not None and not math.isnan(v)], dtype=float)
     n = len(array)
     if n == 0:
@@ -487,5 +485,5 @@ def t_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[float
     mean = float(array.mean())
     if n < 2:
         return mean, math.nan, n
-    half = float(t.ppf(0.5 + confidence / 2, n - 1) * array.std(ddof=1) / math.sqrt(n))
+    half = t_quantile(0.5 + confidence / 2, n - 1) * float(array.std(ddof=1)) / math.sqrt(n)
     return mean, half, n

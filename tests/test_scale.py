@@ -92,7 +92,7 @@ def _run_in_process(raw: dict, results_dir: Path) -> ResultSet:
                        **raw, "results_dir": str(results_dir)}, environ={})
     prepared = runner.prepare(options)
     result_set = runner.open_result_set(prepared)
-    for variant, seed in runner.pending(prepared, result_set):
+    for variant, seed in runner.pending(prepared):
         runner.run_and_record(prepared, result_set, variant, seed)
     return result_set
 

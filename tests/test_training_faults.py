@@ -71,7 +71,7 @@ def session(tmp_path_factory, real_data_dir):
         prepared = runner.prepare(options)
         result_set = runner.open_result_set(prepared)
         rows = [runner.run_and_record(prepared, result_set, variant, seed, progress=lines.append)
-                for variant, seed in runner.pending(prepared, result_set)]
+                for variant, seed in runner.pending(prepared)]
     assert len(builds) == 3 and len(fits) == 3  # every pair was attempted
     return result_set, rows, lines
 
