@@ -19,9 +19,9 @@ from typing import Any
 
 import pytest
 
-from catsdogs import devices
 from catsdogs.errors import UsageError
 from catsdogs.options import BenchOptions, add_to_pytest, from_pytest
+from catsdogs.training import devices
 
 SPEED_MARKER = "speed: the input-pipeline/epoch-time benchmark (opt-in: -m speed or -k speed)"
 
@@ -96,8 +96,7 @@ def _terminal():
 def _install_signals(state: BenchState) -> None:
     """SIGTERM unwinds the current run like Ctrl-C, as in `catsdogs run`; the previous
     handlers come back at the end of the session."""
-    from catsdogs import runner
-
+    from catsdogs.training import runner
     state.signals = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     runner.install_signal_handlers()
 
@@ -109,8 +108,8 @@ def pytest_sessionstart(session):
     state = _state(config)
     if config.option.collectonly:
         return  # listing the benchmarks needs no data
-    from catsdogs import runner
     from catsdogs.progress import make_reporter
+    from catsdogs.training import runner
 
     workerinput = getattr(config, "workerinput", None)
     worker = workerinput.get("workerid", "") if workerinput else ""
@@ -146,7 +145,7 @@ def pytest_configure_node(node):
 def pytest_generate_tests(metafunc):
     """One benchmark per (variant, seed) of this shard, with readable ids."""
     if {"variant", "seed"} <= set(metafunc.fixturenames):
-        from catsdogs.runner import matrix
+        from catsdogs.training.runner import matrix
 
         options = _state(metafunc.config).options
         pairs = matrix(options.variants, options.seeds, options.shard)
@@ -203,8 +202,7 @@ def fresh_line(request) -> None:
 
 def pytest_benchmark_update_machine_info(config, machine_info):
     """pytest-benchmark's machine id knows the CPU only; a TF benchmark needs the rest."""
-    from catsdogs import provenance
-
+    from catsdogs.training import provenance
     facts = provenance.collect()
     machine_info["catsdogs"] = {key: facts.get(key, "") for key in (
         "tf_version", "keras_version", "cuda_version", "cudnn_version", "device", "gpu_name",

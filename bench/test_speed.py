@@ -1,7 +1,7 @@
 """The speed benchmark as a pytest benchmark, opt-in: `pytest bench -k speed --benchmark-only`
 (or `-m speed`); a plain `pytest bench` leaves it out.
 
-The same measurement as `catsdogs speed` (catsdogs.speed), with the session's options
+The same measurement as `catsdogs speed` (catsdogs.training.speed), with the session's options
 (--data-dir, --limit, --variants, --seeds: its first seed, --batch-size, ...); the number
 of timed epochs comes from CATSDOGS_SPEED_EPOCHS (default 2, as `--speed-epochs`). Run
 once (`pedantic`, rounds=1): every figure goes into `benchmark.extra_info`, so
@@ -16,7 +16,7 @@ import math
 import pytest
 
 from catsdogs.options import resolve_one
-from catsdogs.speed import measure_speed, render_speed
+from catsdogs.training.speed import measure_speed, render_speed
 
 
 @pytest.mark.speed

@@ -2,8 +2,8 @@
 
 The run trains and is recorded exactly as `catsdogs run` does it
 (`runner.run_and_record`: same signal handling, same --resume skip). pytest-benchmark
-times its epochs (catsdogs.rounds): epoch 1, which holds tracing, is the warm-up round,
-and every later epoch's training steps are one round, so min/median/stddev/IQR are
+times its epochs (catsdogs.training.epoch_rounds): epoch 1, which holds tracing, is the warm-up
+round, and every later epoch's training steps are one round, so min/median/stddev/IQR are
 per-epoch training times and `--benchmark-compare-fail=median:10%` compares like with
 like. `extra_info` carries the row's numbers, its `run_id` and the result set's path, so
 a JSON entry leads to its row in runs.csv.
@@ -15,7 +15,7 @@ import math
 
 import pytest
 
-from catsdogs import rounds, runner
+from catsdogs.training import epoch_rounds, runner
 
 EXTRA_INFO_FIELDS = (
     "train_accuracy", "val_accuracy", "test_accuracy", "overfit_gap", "train_loss",
@@ -54,8 +54,8 @@ def _train_in_rounds(benchmark, state, variant: str, seed: int) -> dict:
     """Train and record one pair while pytest-benchmark times its epochs."""
     options, session = state.options, state.session
     splits = runner.load_data(session.prepared, seed)  # decoding stays out of every round
-    gate = rounds.EpochGate()
-    stopwatch, errors = rounds.stopwatch(benchmark, gate, options.epochs)
+    gate = epoch_rounds.EpochGate()
+    stopwatch, errors = epoch_rounds.stopwatch(benchmark, gate, options.epochs)
     state.reporter.start_run(variant, seed)
     interrupted: BaseException | None = None
     try:

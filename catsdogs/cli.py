@@ -45,10 +45,9 @@ def _resolve(args: argparse.Namespace) -> BenchOptions:
 
 
 def cmd_data(args: argparse.Namespace) -> int:
-    from catsdogs import fetch
-
+    from catsdogs.dataset import fetch, scan
     if resolve_one("synthetic", args.synthetic):
-        from catsdogs.synthetic import ensure_synthetic
+        from catsdogs.dataset.synthetic import ensure_synthetic
 
         root = ensure_synthetic()
     else:
@@ -56,7 +55,7 @@ def cmd_data(args: argparse.Namespace) -> int:
 
         root = fetch.locate_dataset(resolve_one("data_dir", args.data_dir),
                                     progress=make_reporter().counter("download", "bytes"))
-    print(fetch.describe(fetch.scan_dataset(root)))
+    print(scan.describe(scan.scan_dataset(root)))
     return 0
 
 
@@ -83,8 +82,8 @@ def _describe_session(session, todo: list, options: BenchOptions,
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from catsdogs import runner
     from catsdogs.progress import make_reporter
+    from catsdogs.training import runner
 
     options = _resolve(args)
     if options.shard and not runner.matrix(options.variants, options.seeds, options.shard):
@@ -124,7 +123,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not result_set.runs():
         _say("nothing to run: every (variant, seed) pair is already recorded")
         return 0
-    from catsdogs.report import load_result_sets, render_table
+    from catsdogs.report.tables import render_table
+    from catsdogs.resultset.store import load_result_sets
 
     runs, _, environments = load_result_sets([result_set.path])
     print(render_table(runs, environments, "plain"))
@@ -133,14 +133,13 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from catsdogs.report import render_report
-    from catsdogs.tables import parse_columns
+    from catsdogs.report.build import render_report
+    from catsdogs.report.tables import parse_columns
 
     result_sets = [Path(p) for p in args.result_sets]
     verdicts_html = None
     if args.baseline:
-        from catsdogs import compare
-
+        from catsdogs.verdicts import compare
         verdicts_html = compare.render_html(compare.compare(
             [Path(p) for p in args.baseline], result_sets, allow_mixed=args.allow_mixed))
     print(render_report(result_sets, fmt=args.format, verdicts_html=verdicts_html,
@@ -164,8 +163,7 @@ def _compare_sides(sets: list[Path], candidate: list[Path] | None
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from catsdogs import compare
-
+    from catsdogs.verdicts import compare
     json_path = Path(args.json) if args.json else None
     compare.check_json_path(json_path)
     base, candidate = _compare_sides(args.sets, args.candidate)
@@ -180,9 +178,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_trend(args: argparse.Namespace) -> int:
-    from catsdogs import trend
-    from catsdogs.compare import check_json_path, write_json
-    from catsdogs.report import output_dir
+    from catsdogs.report.build import output_dir
+    from catsdogs.verdicts import trend
+    from catsdogs.verdicts.compare import check_json_path, write_json
 
     json_path = Path(args.json) if args.json else None
     check_json_path(json_path)
@@ -200,7 +198,7 @@ def cmd_trend(args: argparse.Namespace) -> int:
 
 
 def cmd_speed(args: argparse.Namespace) -> int:
-    from catsdogs.speed import run_speed_benchmark
+    from catsdogs.training.speed import run_speed_benchmark
 
     options = _resolve(args)
     print(run_speed_benchmark(options, progress=_say,

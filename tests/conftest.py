@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from catsdogs.fetch import CLASSES, DATASET_NAME, SPLITS
+from catsdogs.constants import CLASSES, SPLITS
+from catsdogs.dataset.fetch import DATASET_NAME
 
 #: Same place locally and in CI: the shared folder next to the repository.
 REAL_DATA_DIR = Path(__file__).resolve().parents[1].parent / "shared/data/cats_and_dogs_filtered"

@@ -11,7 +11,7 @@ import csv
 from collections.abc import Callable
 from pathlib import Path
 
-from catsdogs.schema import ROW_CHECK, row_check
+from catsdogs.resultset.schema import ROW_CHECK, row_check
 
 #: model4 with --weights none: the base trains from scratch (only BatchNorm's moving
 #: statistics stay non-trainable), as models.build_model counts it.

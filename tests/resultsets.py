@@ -1,6 +1,6 @@
 """Realistic result sets for tests of `report` and `compare`: TEST DATA, not measurements.
 
-They are written through the real writer (`catsdogs.record.ResultSet.create` and
+They are written through the real writer (`catsdogs.resultset.store.ResultSet.create` and
 `append_run`), with the real schema's columns only, so a test reads exactly what the
 benchmark writes. Every set says it is test data: host `testhost`, commit `test…`.
 Accuracies are fractions, as in the schema; step times are in ms.
@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from catsdogs.fetch import KNOWN_FINGERPRINT
+from catsdogs.dataset.scan import KNOWN_FINGERPRINT
 from catsdogs.models import VARIANTS, get_variant
-from catsdogs.record import ResultSet
+from catsdogs.resultset.store import ResultSet
 
 TEST_HOST = "testhost"
 TEST_COMMIT = "test000000000000000000000000000000000000"

@@ -34,7 +34,8 @@ import pytest
 from conftest import copy_real_subset
 from PIL import Image
 
-from catsdogs.record import RUN_COLUMNS, ResultSet
+from catsdogs.resultset.schema import RUN_COLUMNS
+from catsdogs.resultset.store import ResultSet
 
 #: Lines TensorFlow's C++ runtime writes on its own (absl log format), not catsdogs.
 TF_LOG_LINE = re.compile(r"^(?:[IWEF]\d{4} [\d:.]+\s+\d+ \S+:\d+\] |"
@@ -332,7 +333,7 @@ def test_png_grayscale_cmyk_gif_bmp_become_rgb_exactly_as_keras_reads_them(mixed
     import tensorflow as tf
     from tensorflow import keras
 
-    from catsdogs.data import decode_files, file_dataset
+    from catsdogs.dataset.pipeline import decode_files, file_dataset
 
     data, _, converted = mixed_dataset
     folder = tmp_path / "keras" / "only"
@@ -504,7 +505,6 @@ def good_set(recorded) -> Path:
 @pytest.mark.parametrize("case,command", [(case, "report") for case in RESULT_CASES] + [
     ("no result set in the folder", "compare"), ("unknown schema_version", "compare")])
 def test_bad_result_set_is_one_line_exit_2(case, command, good_set, tmp_path, no_tensorflow):
-    pytest.importorskip(f"catsdogs.{command}", reason=f"catsdogs/{command}.py not written yet")
     damage, fragments = RESULT_CASES[case]
     other = tmp_path / "other"
     shutil.copytree(good_set, other)  # an intact set for the other side of compare

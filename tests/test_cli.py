@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from catsdogs.fetch import KNOWN_FINGERPRINT
-from catsdogs.record import RUN_COLUMNS
+from catsdogs.dataset.scan import KNOWN_FINGERPRINT
+from catsdogs.resultset.schema import RUN_COLUMNS
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -15,11 +15,11 @@ from resultsets import copy_result_set, write_result_set
 
 from catsdogs import stats
 from catsdogs.cli import main
-from catsdogs.compare import compare, render_text
 from catsdogs.errors import UsageError
 from catsdogs.models import VARIANTS
-from catsdogs.record import ResultSet
-from catsdogs.schema import row_check
+from catsdogs.resultset.schema import row_check
+from catsdogs.resultset.store import ResultSet
+from catsdogs.verdicts.compare import compare, render_text
 
 REAL_SET = Path(__file__).parents[1] / "results" / "runs" / "20261125T232135Z_vm_tf2.21.0_cpu"
 ALLOWED = set(stats.VERDICTS) | {"identical"}
@@ -331,7 +331,7 @@ def test_variants_on_one_side_only_are_listed_as_not_compared(tmp_path):
 def test_a_verdict_over_smoke_runs_says_so_before_any_verdict(tmp_path, capsys):
     """Synthetic data, --limit or < 5 epochs: the verdict is about the pipeline, and the
     text, the JSON and the HTML fragment say it first, with the data that was compared."""
-    from catsdogs.compare import render_html
+    from catsdogs.verdicts.compare import render_html
 
     smoke = write_result_set(tmp_path / "a", dataset="synthetic", epochs=3, rng=1)
     other = copy_result_set(smoke, tmp_path / "b", tf_version="2.22.0")

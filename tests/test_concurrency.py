@@ -15,14 +15,15 @@ import subprocess
 import sys
 import time
 
-from catsdogs.record import EPOCH_COLUMNS, RUN_COLUMNS, SCHEMA_VERSION, ResultSet, read_set
+from catsdogs.resultset.schema import EPOCH_COLUMNS, RUN_COLUMNS, SCHEMA_VERSION
+from catsdogs.resultset.store import ResultSet, read_set
 
 PER_WRITER = 50
 
 WRITER = r"""
 import sys, time
 from pathlib import Path
-from catsdogs.record import COLUMNS, RUN_COLUMNS, ResultSet
+from catsdogs.resultset.store import COLUMNS, RUN_COLUMNS, ResultSet
 
 path, tag, count, go = sys.argv[1], sys.argv[2], int(sys.argv[3]), Path(sys.argv[4])
 result_set = ResultSet.open(path)

@@ -9,8 +9,14 @@ import time
 
 import pytest
 
+from catsdogs.dataset.scan import (
+    KNOWN_FINGERPRINT,
+    compute_fingerprint,
+    describe,
+    manifest,
+    scan_dataset,
+)
 from catsdogs.errors import DataError
-from catsdogs.fetch import KNOWN_FINGERPRINT, compute_fingerprint, describe, manifest, scan_dataset
 
 # ---------------------------------------------------------------- the real dataset
 

@@ -15,9 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from catsdogs import fetch
-from catsdogs.errors import DataError
-from catsdogs.fetch import (
+from catsdogs.dataset import fetch
+from catsdogs.dataset.fetch import (
     ARCHIVE_NAME,
     ARCHIVE_SIZE,
     ARCHIVE_URLS,
@@ -26,11 +25,12 @@ from catsdogs.fetch import (
     candidate_dirs,
     download_archive,
     fetch_dataset,
-    keras_cache_dir,
     locate_dataset,
     safe_extract,
-    scan_dataset,
 )
+from catsdogs.dataset.scan import scan_dataset
+from catsdogs.errors import DataError
+from catsdogs.fsutil import keras_cache_dir
 
 
 @pytest.fixture(autouse=True)
@@ -386,7 +386,8 @@ def test_fetch_module_does_not_import_tensorflow():
     import subprocess
     import sys
 
-    code = "import sys, catsdogs.fetch, catsdogs.synthetic; print('tensorflow' in sys.modules)"
+    code = ("import sys, catsdogs.dataset.fetch, catsdogs.dataset.synthetic; "
+            "print('tensorflow' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, cwd=Path(__file__).resolve().parents[1],
                          env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])})

@@ -7,10 +7,10 @@ from __future__ import annotations
 import pytest
 from resultsets import write_result_set
 
-from catsdogs.figures import draw_all, figure_text
 from catsdogs.models import VARIANTS
-from catsdogs.report import load_result_sets
-from catsdogs.tables import summary_table
+from catsdogs.report.figures import draw_all, figure_text
+from catsdogs.report.tables import summary_table
+from catsdogs.resultset.store import load_result_sets
 
 
 @pytest.fixture(scope="module")

@@ -225,8 +225,7 @@ def test_bench_exit_on_a_signal_carries_no_chained_traceback(monkeypatch, signal
     import threading
     import types
 
-    from catsdogs import rounds, runner
-
+    from catsdogs.training import epoch_rounds, runner
     spec = importlib.util.spec_from_file_location("bench_train", REPO / "bench" / "test_train.py")
     bench_train = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench_train)
@@ -240,7 +239,7 @@ def test_bench_exit_on_a_signal_carries_no_chained_traceback(monkeypatch, signal
     finished.start()
     monkeypatch.setattr(runner, "load_data", lambda prepared, seed: None)
     monkeypatch.setattr(runner, "run_and_record", interrupted_run)
-    monkeypatch.setattr(rounds, "stopwatch", lambda benchmark, gate, epochs: (finished, []))
+    monkeypatch.setattr(epoch_rounds, "stopwatch", lambda benchmark, gate, epochs: (finished, []))
     reporter = types.SimpleNamespace(start_run=lambda variant, seed: None,
                                      keras_callback=lambda: None)
     state = types.SimpleNamespace(

@@ -3,7 +3,7 @@
 - `--strategy mirrored` with two replicas: the CPU is split into two logical devices
   (tf.config.set_logical_device_configuration, which must happen before TensorFlow
   initialises, so in a subprocess) and `catsdogs run` trains on both.
-- The GPU each `pytest bench -n N` worker takes (catsdogs.devices), with a stand-in
+- The GPU each `pytest bench -n N` worker takes (catsdogs.training.devices), with a stand-in
   `nvidia-smi` on PATH.
 - `--mixed-precision`: float16 compute, float32 logits, a loss-scaling optimizer.
 - The GPU fields of a row and of the result-set name (provenance.gpu_facts, the function
@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from catsdogs import devices, provenance
+from catsdogs.training import devices, provenance
 
 REPO = Path(__file__).resolve().parents[1]
 GPU_NAME = "NVIDIA A100-SXM4-40GB"
@@ -109,9 +109,9 @@ def test_gpu_facts_reach_the_row_and_the_result_set_name(monkeypatch, tmp_path,
                                                          real_data_dir):
     """The facts a GPU run collects, through the functions that put them in a row and
     name its result set (no training: the row's provenance part, as a failed run has)."""
-    from catsdogs import runner
     from catsdogs.options import resolve
-    from catsdogs.record import ResultSet
+    from catsdogs.resultset.store import ResultSet
+    from catsdogs.training import runner
 
     _on_path(monkeypatch, tmp_path, FAKE_NVIDIA_SMI)
     options = resolve({"data_dir": str(real_data_dir), "limit": "10", "epochs": "1",
@@ -132,7 +132,7 @@ def test_gpu_peak_memory_is_blank_not_zero_without_a_gpu():
     figure, and the reset before training must not fail either."""
     import tensorflow as tf
 
-    from catsdogs.train import _gpu_peak_mb
+    from catsdogs.training.train import _gpu_peak_mb
 
     if tf.config.list_physical_devices("GPU"):
         pytest.skip("this machine has a GPU: the number is checked by test_scale")
@@ -149,8 +149,8 @@ def test_mixed_precision_computes_in_float16_with_float32_logits_and_loss_scalin
     from inside fit (a callback sees the compiled model and its optimizer)."""
     from tensorflow import keras
 
-    from catsdogs.data import load_splits
-    from catsdogs.train import TrainConfig, train_run
+    from catsdogs.dataset.pipeline import load_splits
+    from catsdogs.training.train import TrainConfig, train_run
 
     seen: dict = {}
 
@@ -195,7 +195,7 @@ def test_mirrored_strategy_trains_two_replicas_on_two_logical_cpus(real_data_dir
     """`catsdogs run --strategy mirrored` with two devices: two replicas in sync, and the
     global batch stays --batch-size (8 here: 20 training images make 3 steps, not the 2
     that a per-replica batch of 8 would give)."""
-    from catsdogs.record import ResultSet
+    from catsdogs.resultset.store import ResultSet
 
     env = {key: value for key, value in os.environ.items() if not key.startswith("CATSDOGS_")}
     env.update(TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=str(REPO))

@@ -16,7 +16,7 @@ from external_tools import require
 from report_sets import without_pretrained_weights
 from resultsets import write_result_set
 
-from catsdogs.report import default_out, render_report
+from catsdogs.report.build import default_out, render_report
 
 #: Appended to a copy of index.html: after every image has loaded or failed, write what
 #: the browser saw into the page, which --dump-dom then prints.
@@ -101,7 +101,7 @@ def test_verdicts_go_into_their_own_section_when_given():
     them the section says that no baseline was given."""
     import pandas as pd
 
-    from catsdogs.html import NO_VERDICTS, render_html
+    from catsdogs.report.html import NO_VERDICTS, render_html
 
     common = dict(title="t", scope="s", warnings=[], display=pd.DataFrame({"model": ["m"]}),
                   figures=[], table_files=[], provenance=[], environments=[])

@@ -22,7 +22,8 @@ from pathlib import Path
 import pytest
 from conftest import copy_real_subset
 
-from catsdogs.record import COLUMNS, EPOCH_COLUMNS, RUN_COLUMNS, SCHEMA_VERSION, ResultSet, read_set
+from catsdogs.resultset.schema import COLUMNS, EPOCH_COLUMNS, RUN_COLUMNS, SCHEMA_VERSION
+from catsdogs.resultset.store import ResultSet, read_set
 
 SEEDS = (0, 1, 2, 3)
 
@@ -172,7 +173,7 @@ def test_resume_runs_only_the_missing_pairs_each_exactly_once(interrupted):
 
 WRITER = r"""
 import sys
-from catsdogs.record import COLUMNS, EPOCH_COLUMNS, RUN_COLUMNS, ResultSet
+from catsdogs.resultset.store import COLUMNS, EPOCH_COLUMNS, RUN_COLUMNS, ResultSet
 
 path, tag = sys.argv[1], sys.argv[2]
 result_set = ResultSet.open(path)

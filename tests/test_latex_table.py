@@ -15,8 +15,8 @@ from report_sets import validation_above_training, without_pretrained_weights
 from resultsets import write_result_set
 
 from catsdogs.models import VARIANTS
-from catsdogs.report import load_result_sets
-from catsdogs.tables import render_table
+from catsdogs.report.tables import render_table
+from catsdogs.resultset.store import load_result_sets
 
 DOCUMENT = r"""\documentclass{article}
 \usepackage{booktabs}

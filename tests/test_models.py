@@ -139,7 +139,7 @@ def test_weights_provenance_records_the_loaded_files_hash_and_size(tmp_path):
 def test_all_layers_reaches_into_every_nested_model_of_model4():
     """The XLA check names the layers that refuse jit_compile; it must see inside the
     nested base, augmentation and preprocessor, with public Keras attributes only."""
-    from catsdogs.train import all_layers
+    from catsdogs.training.train import all_layers
 
     model = build_model("model4", weights="none", seed=0)
     kinds = {type(layer).__name__ for layer in all_layers(model)}

@@ -65,7 +65,7 @@ def test_reading_command_does_not_import_tensorflow(command, result_set, tmp_pat
 def test_report_with_a_dataset_but_no_samples_does_not_import_tensorflow(result_set, tmp_path):
     """Only the dataset pictures need TensorFlow (the augmentation preview runs Keras'
     random layers); with --no-samples a report reads CSVs alone, dataset or not."""
-    from catsdogs.synthetic import make_synthetic
+    from catsdogs.dataset.synthetic import make_synthetic
 
     data = make_synthetic(tmp_path / "data", train_per_class=3, validation_per_class=1,
                           size=(32, 32))

@@ -146,7 +146,7 @@ def test_integers_beyond_their_bounds_are_refused_where_parsed(argv, message):
 def test_catsdogs_data_is_declared_in_the_registry_and_read_by_resolve():
     """CATSDOGS_DATA (the short name README documents) is an alias of data_dir's
     variable, so `run` and `data` read the same variables, declared once."""
-    from catsdogs.fetch import ENV_VARS
+    from catsdogs.dataset.fetch import ENV_VARS
     from catsdogs.options import OPTIONS_BY_NAME
 
     assert ENV_VARS == OPTIONS_BY_NAME["data_dir"].env_names

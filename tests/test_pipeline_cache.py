@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from catsdogs import data
-from catsdogs.data import clear_decode_cache, load_splits
-from catsdogs.fetch import scan_dataset
+from catsdogs.dataset import pipeline
+from catsdogs.dataset.pipeline import clear_decode_cache, load_splits
+from catsdogs.dataset.scan import scan_dataset
 
 LIMIT = 20  # images per class per split: 40 train (2 batches), 40 validation, 40 test
 
@@ -71,24 +71,24 @@ def test_same_seed_same_files_and_different_seed_different_test_partition(real_d
 def test_each_image_is_decoded_once_per_process(real_data_dir, real_info):
     clear_decode_cache()
     load_splits(real_data_dir, seed=0, limit=LIMIT, info=real_info)
-    assert len(data._DECODED) == 3 * 2 * LIMIT  # 3 splits x 2 classes
-    arrays = dict(data._DECODED)
+    assert len(pipeline._DECODED) == 3 * 2 * LIMIT  # 3 splits x 2 classes
+    arrays = dict(pipeline._DECODED)
 
     load_splits(real_data_dir, seed=0, limit=LIMIT, info=real_info)  # another variant
-    assert len(data._DECODED) == len(arrays)
-    assert all(data._DECODED[key] is array for key, array in arrays.items())
+    assert len(pipeline._DECODED) == len(arrays)
+    assert all(pipeline._DECODED[key] is array for key, array in arrays.items())
 
     other = load_splits(real_data_dir, seed=1, limit=LIMIT, info=real_info)  # another seed
     used = {(str((real_data_dir / path).resolve()), 160, 160)
             for paths in other.files.values() for path in paths}
-    assert set(data._DECODED) == set(arrays) | used  # only the files new to seed 1
-    assert all(data._DECODED[key] is array for key, array in arrays.items())
+    assert set(pipeline._DECODED) == set(arrays) | used  # only the files new to seed 1
+    assert all(pipeline._DECODED[key] is array for key, array in arrays.items())
 
 
 def test_post_pipeline_under_limit_reads_exactly_our_files(real_data_dir, real_info, tmp_path):
     """`catsdogs speed --limit N` times the post's image_dataset_from_directory on a folder
     of links to the files our pipeline uses, so both read the same images."""
-    from catsdogs.speed import link_post_layout, post_dataset
+    from catsdogs.training.speed import link_post_layout, post_dataset
 
     splits = load_splits(real_data_dir, seed=0, limit=LIMIT, info=real_info)
     layout = link_post_layout(real_data_dir, splits.files, tmp_path / "post")

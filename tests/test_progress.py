@@ -15,7 +15,7 @@ from catsdogs.progress import (
     format_duration,
     make_reporter,
 )
-from catsdogs.rounds import EpochGate, RunEnded, rounds_for
+from catsdogs.training.epoch_rounds import EpochGate, RunEnded, rounds_for
 
 
 def test_durations_read_as_people_write_them():

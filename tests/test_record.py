@@ -9,7 +9,8 @@ import json
 import pytest
 
 from catsdogs.errors import ResultsError, UsageError
-from catsdogs.record import EPOCH_COLUMNS, RUN_COLUMNS, SCHEMA_VERSION, ResultSet, result_set_name
+from catsdogs.resultset.schema import EPOCH_COLUMNS, RUN_COLUMNS, SCHEMA_VERSION
+from catsdogs.resultset.store import ResultSet, result_set_name
 
 ENV = {"host": "test host", "tf_version": "2.21.0", "device_label": "cpu"}
 NOW = dt.datetime(2026, 11, 25, 12, 0, 0, tzinfo=dt.timezone.utc)

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from catsdogs import provenance
 from catsdogs.errors import UsageError
+from catsdogs.training import provenance
 
 REPO = Path(__file__).resolve().parents[1]
 RELEASE_ENVS = ("tf216", "tf217", "tf218", "tf219", "tf220", "tf221", "keras2")
@@ -72,7 +72,7 @@ def test_run_in_an_env_holding_another_release_refuses_before_writing(tmp_path, 
 
 
 def test_tox_preflight_says_one_line_and_exits_2_on_another_release(monkeypatch, capsys):
-    """`python -m catsdogs.provenance`, which every release env runs before its commands."""
+    """`python -m catsdogs.training.provenance`, which every release env runs first."""
     import tensorflow as tf
 
     other = "2.16" if not tf.__version__.startswith("2.16.") else "2.21"

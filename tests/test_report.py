@@ -25,18 +25,14 @@ from resultsets import TEST_HOST, environment, write_result_set
 
 from catsdogs.cli import main
 from catsdogs.errors import DataError, ResultsError, UsageError
-from catsdogs.figures import draw_all, figure_text
 from catsdogs.models import VARIANTS
-from catsdogs.record import RUN_COLUMNS, ResultSet
-from catsdogs.report import (
-    check_comparable,
-    default_out,
-    load_result_sets,
-    render_report,
-    render_table,
-    summary_table,
-)
-from catsdogs.samples import sample_grid
+from catsdogs.report.build import default_out, render_report
+from catsdogs.report.figures import draw_all, figure_text
+from catsdogs.report.samples import sample_grid
+from catsdogs.report.tables import render_table, summary_table
+from catsdogs.resultset.comparable import check_comparable
+from catsdogs.resultset.schema import RUN_COLUMNS
+from catsdogs.resultset.store import ResultSet, load_result_sets
 
 SET_FILES = ("runs.csv", "epochs.csv", "environment.json")
 FIGURES = ("accuracy_curves", "test_accuracy_bars", "step_times")

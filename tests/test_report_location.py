@@ -17,7 +17,7 @@ import pytest
 from resultsets import write_result_set
 
 from catsdogs.cli import main
-from catsdogs.report import README_END, README_START, default_out
+from catsdogs.report.build import README_END, README_START, default_out
 
 
 def report(*args: str, limit_bytes: int | None = None, wrap: list[str] | None = None

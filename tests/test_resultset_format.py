@@ -1,4 +1,4 @@
-"""The result-set format has one owner (catsdogs/record.py): its columns, their types and
+"""The result-set format has one owner (catsdogs/resultset/store.py): its columns, their types and
 units, results/README.md and the loader agree; every version stays readable; and the one
 loader finds damaged rows instead of repairing or counting them."""
 
@@ -13,17 +13,8 @@ from pathlib import Path
 import pytest
 
 from catsdogs.errors import ResultsError
-from catsdogs.record import (
-    COLUMNS,
-    EPOCH_COLUMNS,
-    RUN_COLUMNS,
-    SCHEMA_VERSION,
-    SCHEMAS,
-    SOURCE,
-    ResultSet,
-    load_result_sets,
-    read_set,
-)
+from catsdogs.resultset.schema import COLUMNS, EPOCH_COLUMNS, RUN_COLUMNS, SCHEMA_VERSION, SCHEMAS
+from catsdogs.resultset.store import SOURCE, ResultSet, load_result_sets, read_set
 
 ROOT = Path(__file__).resolve().parents[1]
 #: The first real result set, committed with schema 1 (model1, 20 epochs, full data).

@@ -28,8 +28,8 @@ from test_bad_inputs import (  # noqa: F401 - cli and no_tensorflow are fixtures
 )
 from test_resultset_format import _set_cell
 
-from catsdogs.fetch import scan_dataset
-from catsdogs.record import ResultSet, load_result_sets
+from catsdogs.dataset.scan import scan_dataset
+from catsdogs.resultset.store import ResultSet, load_result_sets
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from catsdogs.record import ResultSet
+from catsdogs.resultset.store import ResultSet
 
 pytestmark = pytest.mark.slow
 
@@ -85,8 +85,8 @@ def started(real_data_dir, tmp_path_factory):
 def _run_in_process(raw: dict, results_dir: Path) -> ResultSet:
     """What `catsdogs run` does, in this process: prepare, a new result set, every pending
     (variant, seed) pair run and recorded."""
-    from catsdogs import runner
     from catsdogs.options import resolve
+    from catsdogs.training import runner
 
     options = resolve({"limit": "10", "epochs": "1", "variants": "model1", "seeds": "0",
                        **raw, "results_dir": str(results_dir)}, environ={})
@@ -171,7 +171,7 @@ def test_xla_run_is_recorded_and_a_model_keras_cannot_compile_fails_honestly(sta
 
 def test_xla_with_deterministic_is_refused():
     from catsdogs.errors import UsageError
-    from catsdogs.train import TrainConfig
+    from catsdogs.training.train import TrainConfig
 
     with pytest.raises(UsageError, match="--xla and --deterministic"):
         TrainConfig(xla=True, deterministic=True)

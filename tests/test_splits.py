@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from catsdogs.data import load_splits, partition
+from catsdogs.dataset.pipeline import load_splits, partition
+from catsdogs.dataset.scan import scan_dataset
 from catsdogs.errors import UsageError
-from catsdogs.fetch import scan_dataset
 
 
 @pytest.fixture(scope="module")

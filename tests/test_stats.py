@@ -15,7 +15,7 @@ import pytest
 from scipy.stats import chi2, ttest_ind, ttest_rel
 
 from catsdogs import stats
-from catsdogs.compare import detectable_markdown
+from catsdogs.verdicts.compare import detectable_markdown
 
 N_TEST = 192
 ALPHA = 0.05

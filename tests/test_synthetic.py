@@ -9,15 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from catsdogs.dataset.scan import KNOWN_FINGERPRINT, MARKER, describe, is_synthetic, scan_dataset
+from catsdogs.dataset.synthetic import ensure_synthetic, make_synthetic, synthetic_cache_dir
 from catsdogs.errors import DataError
-from catsdogs.fetch import KNOWN_FINGERPRINT, describe, scan_dataset
-from catsdogs.synthetic import (
-    MARKER,
-    ensure_synthetic,
-    is_synthetic,
-    make_synthetic,
-    synthetic_cache_dir,
-)
 
 SMALL = dict(train_per_class=6, validation_per_class=4, size=(64, 64))
 

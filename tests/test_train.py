@@ -7,9 +7,9 @@ import math
 
 import pytest
 
-from catsdogs.data import load_splits
-from catsdogs.synthetic import ensure_synthetic
-from catsdogs.train import TrainConfig, binomial_p_value, step_statistics, train_run
+from catsdogs.dataset.pipeline import load_splits
+from catsdogs.dataset.synthetic import ensure_synthetic
+from catsdogs.training.train import TrainConfig, binomial_p_value, step_statistics, train_run
 
 
 @pytest.fixture(scope="module")

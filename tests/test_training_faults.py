@@ -20,7 +20,7 @@ import math
 import pytest
 from conftest import copy_real_subset
 
-from catsdogs.record import EPOCH_COLUMNS, RUN_COLUMNS
+from catsdogs.resultset.schema import EPOCH_COLUMNS, RUN_COLUMNS
 
 pytestmark = pytest.mark.slow
 
@@ -35,8 +35,9 @@ def session(tmp_path_factory, real_data_dir):
     import tensorflow as tf
     from tensorflow import keras
 
-    from catsdogs import models, runner
+    from catsdogs import models
     from catsdogs.options import resolve
+    from catsdogs.training import runner
 
     root = tmp_path_factory.mktemp("faults")
     data = root / "cats_and_dogs_filtered"

@@ -14,7 +14,7 @@ from test_compare import copy_editing
 
 from catsdogs.cli import main
 from catsdogs.models import VARIANTS
-from catsdogs.trend import build_trend, render_text, version_key
+from catsdogs.verdicts.trend import build_trend, render_text, version_key
 
 
 @pytest.fixture(scope="module")
@@ -116,9 +116,9 @@ def test_trend_out_into_a_result_set_is_refused(tmp_path, capsys):
 def test_trend_figure_says_what_it_shows_from_zero_with_the_tables_interval(oldest, tmp_path):
     """The figure carries its data scope, starts step time at zero, and draws accuracy
     with the same 95% t-interval the tables give (not ± sd)."""
-    from catsdogs.figures import draw_trend, figure_text
+    from catsdogs.report.figures import draw_trend, figure_text
     from catsdogs.stats import t_interval
-    from catsdogs.trend import trend_series
+    from catsdogs.verdicts.trend import trend_series
 
     newer = write_result_set(tmp_path / "new", tf_version="2.21.0", rng=21)
     built = build_trend([oldest, newer])

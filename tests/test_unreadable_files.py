@@ -30,8 +30,8 @@ from test_bad_inputs import (  # noqa: F401 - cli and no_tensorflow are fixtures
     snapshot,
 )
 
-from catsdogs.data import partition
-from catsdogs.fetch import KNOWN_FINGERPRINT, manifest, scan_dataset
+from catsdogs.dataset.pipeline import partition
+from catsdogs.dataset.scan import KNOWN_FINGERPRINT, manifest, scan_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
 

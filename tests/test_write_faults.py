@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from catsdogs.errors import StorageError, UsageError
-from catsdogs.record import ResultSet, read_set
+from catsdogs.resultset.store import ResultSet, read_set
 
 ENV = {"host": "testhost", "tf_version": "2.99", "device_label": "cpu"}
 

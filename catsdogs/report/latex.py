@@ -14,9 +14,9 @@ from typing import Any
 
 import pandas as pd
 
-from catsdogs.cells import step_spread
-from catsdogs.groups import _missing
-from catsdogs.scope import CHANCE_PCT
+from catsdogs.report.numbers import step_spread
+from catsdogs.resultset.comparable import _missing
+from catsdogs.resultset.describe import CHANCE_PCT
 
 #: LaTeX's special characters, and the non-ASCII characters our text uses.
 _ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",

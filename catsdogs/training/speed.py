@@ -123,7 +123,7 @@ def _first_and_later(dataset, setup_s: float = 0.0) -> tuple[float, float]:
 
 def input_throughput(prepared, splits, layout: Path) -> dict[str, float]:
     """(a): images/s of both pipelines over the train split, first pass and later ones."""
-    from catsdogs.data import cached_dataset, clear_decode_cache, decode_files
+    from catsdogs.dataset.pipeline import cached_dataset, clear_decode_cache, decode_files
 
     batch_size = prepared.options.batch_size
     post_first, post_later = _first_and_later(post_dataset(layout / "train",
@@ -145,7 +145,7 @@ def input_throughput(prepared, splits, layout: Path) -> dict[str, float]:
 def _config(options: BenchOptions, epochs: int):
     """The session's training settings, without XLA ((c) alone toggles it) and without
     op determinism (which slows some ops and turns XLA off)."""
-    from catsdogs.train import TrainConfig
+    from catsdogs.training.train import TrainConfig
 
     return TrainConfig(epochs=1 + epochs, batch_size=options.batch_size,
                        weights=options.weights, mixed_precision=options.mixed_precision,
@@ -208,7 +208,7 @@ def callback_cost_us(steps: int = CALLBACK_STEPS) -> float:
     import tensorflow as tf
     from tensorflow import keras
 
-    from catsdogs.train import StepTimer, make_callbacks
+    from catsdogs.training.train import StepTimer, make_callbacks
 
     callbacks = keras.callbacks.CallbackList([make_callbacks(StepTimer(True), None, 1)])
     logs = {"loss": tf.constant(0.5), "accuracy": tf.constant(0.5)}
@@ -224,7 +224,7 @@ def pipeline_epochs(variant: str, new_splits: Callable[[], Any], layout: Path, *
                     config, progress: Progress = None) -> dict[str, Any]:
     """(b): one variant's epoch times with the post's pipeline and with ours."""
     from catsdogs.models import get_variant
-    from catsdogs.train import train_run
+    from catsdogs.training.train import train_run
 
     def run(pipeline: str) -> dict[str, Any]:
         splits = new_splits()
@@ -243,7 +243,7 @@ def xla_effect(new_splits: Callable[[], Any], measured: float | None, *, seed: i
                progress: Progress = None) -> dict[str, Any]:
     """(c): model1 on our pipeline with and without XLA; an XLA failure is reported, not
     raised. `measured`: model1's epoch time without XLA, when (b) measured it already."""
-    from catsdogs.train import train_run
+    from catsdogs.training.train import train_run
 
     times: dict[bool, float] = {} if measured is None else {False: measured}
     for xla in (False, True):
@@ -270,7 +270,7 @@ def timing_overhead(new_splits: Callable[[], Any], *, seed: int, config,
     TIMING_ABBAS times. Both the wall time and this process's CPU time per epoch are
     compared; the figure judged is the median, over on/off pairs of neighbouring runs, of
     the CPU-time difference: on a shared machine the wall time mostly measures the others."""
-    from catsdogs.train import train_run
+    from catsdogs.training.train import train_run
 
     def run(side: str) -> dict[str, Any]:
         splits, probe = new_splits(), cpu_probe()
@@ -306,7 +306,7 @@ def epoch_times(prepared, variants, layout: Path, *, seed: int, epochs: int,
                 progress: Progress = None) -> dict[str, Any]:
     """(b) epoch time per variant and pipeline, (c) model1 with XLA toggled and (d) the
     timing callback's cost."""
-    from catsdogs.runner import load_data
+    from catsdogs.training.runner import load_data
 
     config = _config(prepared.options, epochs)
 
@@ -330,8 +330,8 @@ def measure_speed(options: BenchOptions, progress: Progress = None,
                   epochs: int = DEFAULT_SPEED_EPOCHS) -> dict[str, Any]:
     """Every figure of the speed benchmark, as a flat dict (pytest's extra_info takes it
     as is); `render_speed` turns it into the table."""
-    from catsdogs import runner
     from catsdogs.errors import UsageError
+    from catsdogs.training import runner
 
     if not isinstance(epochs, int) or epochs <= 0:
         raise UsageError(f"--speed-epochs: expected a positive integer, got {epochs!r}")

@@ -18,7 +18,7 @@ import pandas as pd
 from catsdogs.errors import UsageError
 
 #: Columns added here; not part of the schema (SOURCE, the folder a row was read from, is
-#: added by the loader in catsdogs.record).
+#: added by the loader in catsdogs.resultset.store).
 GROUP = "group"    # the table row a run belongs to: its variant, plus any mixed keys
 BASE = "base"      # derived, not stored: how model4's MobileNetV2 base was set up
 

@@ -2,13 +2,14 @@
 
 `catsdogs report SET [SET ...]` reads result sets (one session each, or shards of one
 benchmark from several runners), refuses to average runs that are not comparable
-(catsdogs.groups), and writes `table.md`, `table.tex`, `table.txt`, `table.csv`
-(catsdogs.tables), the figures in PNG and PDF (catsdogs.figures, catsdogs.samples) and
-`index.html` (catsdogs.html) into a report folder: by default `report/<set name>/`
+(catsdogs.resultset.comparable), and writes `table.md`, `table.tex`, `table.txt`, `table.csv`
+(catsdogs.report.tables), the figures in PNG and PDF (catsdogs.report.figures,
+catsdogs.report.samples) and
+`index.html` (catsdogs.report.html) into a report folder: by default `report/<set name>/`
 beside the `runs/` folder, never into a result set, which stays exactly as written.
 
 Reads CSVs only: no TensorFlow import, except for the augmentation preview, which needs
-Keras' random layers (catsdogs.samples, drawn only when a dataset folder is at hand).
+Keras' random layers (catsdogs.report.samples, drawn only when a dataset folder is at hand).
 """
 
 from __future__ import annotations
@@ -22,19 +23,10 @@ from typing import Any
 
 import pandas as pd
 
-from catsdogs import figures as figs
 from catsdogs.errors import UsageError
-from catsdogs.figures import save_figure
-from catsdogs.groups import GROUP, check_comparable, ok_runs, variant_order
-from catsdogs.html import render_html
-from catsdogs.record import (
-    ENVIRONMENT_JSON,
-    RUNS_CSV,
-    SOURCE,
-    load_result_sets,
-)
-from catsdogs.scope import provenance_items, scope_line, warnings
-from catsdogs.tables import (
+from catsdogs.report import figures as figs
+from catsdogs.report.html import render_html
+from catsdogs.report.tables import (
     DEFAULT_COLUMNS,
     FORMATS,
     TABLE_FILES,
@@ -43,13 +35,10 @@ from catsdogs.tables import (
     render_table,
     summary_table,
 )
-
-#: What other modules import from here (compare, the cli's run command).
-__all__ = ["FORMATS", "GROUP", "SOURCE", "TABLE_FILES", "check_comparable", "load_result_sets",
-           "ok_runs", "output_dir", "render_report", "render_table",
-           "save_figure", "summary_table", "variant_order"]
-
-
+from catsdogs.resultset.comparable import check_comparable
+from catsdogs.resultset.describe import provenance_items, scope_line, warnings
+from catsdogs.resultset.schema import ENVIRONMENT_JSON, RUNS_CSV
+from catsdogs.resultset.store import load_result_sets
 
 # ---------------------------------------------------------------- where reports go
 
@@ -160,8 +149,7 @@ def _write_all(folder: Path, runs, epochs, environments, allow_mixed, data_dir, 
     figs.save_all(runs, epochs, folder)
     skipped = ""
     if data_dir is not None:
-        from catsdogs import samples
-
+        from catsdogs.report import samples
         samples.sample_grid(data_dir, folder)
         samples.augmentation_preview(data_dir, folder)
         drawn += list(samples.SAMPLES)

@@ -19,8 +19,8 @@ import sys
 from pathlib import Path
 from typing import Any, Mapping
 
-from catsdogs.devices import nvidia_smi
 from catsdogs.errors import UsageError
+from catsdogs.training.devices import nvidia_smi
 
 EXPECT_TF_ENV = "CATSDOGS_EXPECT_TF"
 
@@ -152,7 +152,7 @@ def check_expected_tf(environ: Mapping[str, str] | None = None) -> None:
 
 
 def main() -> int:
-    """`python -m catsdogs.provenance`: the release check alone. tox runs it before each
+    """`python -m catsdogs.training.provenance`: the release check alone. tox runs it before each
     release env's commands, so an env holding the wrong TensorFlow stops there with one
     line and exit 2, whatever the command after it (pytest reports a refusal from inside
     a fixture as a test error with a traceback)."""

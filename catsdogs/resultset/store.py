@@ -33,19 +33,17 @@ from typing import Any, Iterable, Sequence
 
 from catsdogs.errors import ResultsError, StorageError, UsageError
 from catsdogs.fsutil import atomic_write_all, file_lock, write_new_file
-from catsdogs.schema import (  # noqa: F401 - the format's names, used from here too
+from catsdogs.resultset.schema import (
     COLUMNS,
     ENVIRONMENT_JSON,
     EPOCH_COLUMNS,
     EPOCHS_CSV,
-    KNOWN_SCHEMA_VERSIONS,
     LOCK_FILE,
     ROW_CHECK,
     RUN_COLUMNS,
     RUNS_CSV,
     SCHEMA_VERSION,
     SCHEMAS,
-    Column,
     check_run,
     known_version,
     row_check,

@@ -1,10 +1,11 @@
 """Regression verdicts between two groups of result sets: identity first, then statistics.
 
 `catsdogs compare BASE CANDIDATE` is a CI gate. Per variant it first pairs runs by
-(variant, seed, configuration) and compares their histories exactly (catsdogs.identity); then
+(variant, seed, configuration) and compares their histories exactly
+(catsdogs.verdicts.identity); then
 it judges test accuracy (paired by seed when both sides hold the same seeds) and step
 time (unpaired) with the rule of `catsdogs.stats` (regression, improvement, unchanged or
-inconclusive; docs/verdicts.md says it in plain words). Sides load in catsdogs.sides.
+inconclusive; docs/verdicts.md says it in plain words). Sides load in catsdogs.verdicts.side.
 Accuracy of a variant whose paired runs are identical is `identical`: no test needed.
 
 This module loads, checks and decides, returning dataclasses; `render_text` and
@@ -25,10 +26,10 @@ from tabulate import tabulate
 
 from catsdogs import stats
 from catsdogs.errors import UsageError
-from catsdogs.identity import Identity, identity, seed_pairs
-from catsdogs.report import check_comparable, variant_order
-from catsdogs.scope import unique, verdict_scope
-from catsdogs.sides import Side
+from catsdogs.resultset.comparable import check_comparable, variant_order
+from catsdogs.resultset.describe import unique, verdict_scope
+from catsdogs.verdicts.identity import Identity, identity, seed_pairs
+from catsdogs.verdicts.side import Side
 
 JSON_SCHEMA = "catsdogs-verdicts/1"
 ACCURACY, STEP = "test_accuracy", "step_time"

@@ -17,8 +17,9 @@ import numpy as np
 import pandas as pd
 
 from catsdogs.errors import ResultsError
-from catsdogs.report import SOURCE, load_result_sets, ok_runs
-from catsdogs.scope import unique
+from catsdogs.resultset.comparable import ok_runs
+from catsdogs.resultset.describe import unique
+from catsdogs.resultset.store import SOURCE, load_result_sets
 
 #: Relative slack when checking runs.csv's step_time_ms against epochs.csv (float rounding).
 STEP_SLACK = 1e-9

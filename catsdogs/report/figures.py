@@ -17,11 +17,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from catsdogs.groups import GROUP, ok_runs, ordered_groups, with_groups
-from catsdogs.record import SOURCE
-from catsdogs.scope import CHANCE_PCT, scope_line, warnings
+from catsdogs.report.tables import summary_table
+from catsdogs.resultset.comparable import GROUP, ok_runs, ordered_groups, with_groups
+from catsdogs.resultset.describe import CHANCE_PCT, scope_line, warnings
+from catsdogs.resultset.store import SOURCE
 from catsdogs.stats import t_interval
-from catsdogs.tables import summary_table
 
 #: Okabe & Ito's colour-blind-safe palette (blue, orange, green, purple, vermillion, …).
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#D55E00", "#56B4E9", "#000000")

@@ -1,6 +1,6 @@
 """How numbers are written in every table: digits, true minus signs, intervals, spreads.
 
-The Markdown, text and LaTeX tables (catsdogs.tables, catsdogs.tables_latex) all write
+The Markdown, text and LaTeX tables (catsdogs.report.tables, catsdogs.report.latex) all write
 their cells through here, so a figure reads the same in every format.
 """
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from catsdogs.groups import _missing
+from catsdogs.resultset.comparable import _missing
 
 
 def number(value: Any, digits: int = 1, sign: bool = False) -> str:

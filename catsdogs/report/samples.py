@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from catsdogs.errors import DataError
-from catsdogs.figures import new_figure, save_figure
+from catsdogs.report.figures import new_figure, save_figure
 
 #: What each picture shows, for links and alt text.
 SAMPLES = (("sample_grid", "three training dogs above three training cats"),
@@ -27,7 +27,7 @@ def _natural_key(path: Path) -> list[Any]:
 
 
 def _first_images(folder: Path, count: int) -> list[Path]:
-    from catsdogs.fetch import IMAGE_EXTENSIONS
+    from catsdogs.dataset.scan import IMAGE_EXTENSIONS
 
     if not folder.is_dir():
         raise DataError(f"{folder}: no such folder; expected the cats_and_dogs_filtered "
@@ -53,7 +53,7 @@ def _load_rgb(path: Path, size: tuple[int, int] | None = None) -> np.ndarray:
 
 
 def _dataset_note(data_dir: Path) -> str:
-    from catsdogs.scan import dataset_kind
+    from catsdogs.dataset.scan import dataset_kind
 
     return (" (SYNTHETIC images, not photographs)" if dataset_kind(data_dir) == "synthetic"
             else "")
@@ -79,7 +79,8 @@ def augmentation_preview(data_dir: Path, out: Path, seed: int = 0) -> list[Path]
     """One training image and eight flipped and rotated versions of it, made by the very
     augmentation layers model2-model4 train with (RandomFlip('horizontal_and_vertical')
     and RandomRotation(0.2), seeded). Imports TensorFlow."""
-    from catsdogs.models import IMAGE_SHAPE, data_augmentation
+    from catsdogs.constants import IMAGE_SHAPE
+    from catsdogs.models import data_augmentation
 
     data_dir = Path(data_dir)
     path = _first_images(data_dir / "train" / "dogs", 1)[0]

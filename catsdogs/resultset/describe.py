@@ -14,8 +14,15 @@ from typing import Any
 
 import pandas as pd
 
-from catsdogs.groups import GROUP, _missing, base_setup, ok_runs, short_fingerprint, with_groups
 from catsdogs.options import SMOKE_NOTE as OPTIONS_SMOKE_NOTE
+from catsdogs.resultset.comparable import (
+    GROUP,
+    _missing,
+    base_setup,
+    ok_runs,
+    short_fingerprint,
+    with_groups,
+)
 
 #: The report's warning: the run's own note (options.SMOKE_NOTE), in capitals to stand out.
 SMOKE_NOTE = OPTIONS_SMOKE_NOTE.replace("smoke run", "SMOKE RUN", 1)

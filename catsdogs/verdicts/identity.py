@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 if TYPE_CHECKING:
-    from catsdogs.sides import Side
+    from catsdogs.verdicts.side import Side
 
 #: What must match for two runs to be the same experiment (besides variant and seed).
 CONFIG_KEYS = ("epochs", "batch_size", "image_size", "limit", "dataset_fingerprint",

@@ -18,9 +18,10 @@ from typing import Any
 import pandas as pd
 from tabulate import tabulate
 
-from catsdogs.cells import mean_ci, number, step_spread
 from catsdogs.errors import UsageError
-from catsdogs.groups import (
+from catsdogs.report.latex import render_latex
+from catsdogs.report.numbers import mean_ci, number, step_spread
+from catsdogs.resultset.comparable import (
     BASE,
     GROUP,
     _missing,
@@ -30,9 +31,8 @@ from catsdogs.groups import (
     ordered_groups,
     with_groups,
 )
-from catsdogs.scope import CHANCE_PCT, provenance_items, unique
+from catsdogs.resultset.describe import CHANCE_PCT, provenance_items, unique
 from catsdogs.stats import t_interval
-from catsdogs.tables_latex import render_latex
 
 FORMATS: tuple[str, ...] = ("github", "latex", "plain", "csv")
 TABLE_FILES = {"github": "table.md", "latex": "table.tex", "plain": "table.txt", "csv": "table.csv"}
@@ -214,7 +214,7 @@ def _csv(summary: pd.DataFrame, runs: pd.DataFrame, environments: Sequence[dict[
                                    .map(lambda value: value is True).all())
     out["epochs"] = int(runs["epochs"].dropna().max()) if runs["epochs"].notna().any() else None
     out["limit"] = int(runs["limit"].dropna().max()) if runs["limit"].notna().any() else None
-    from catsdogs.scope import is_smoke
+    from catsdogs.resultset.describe import is_smoke
 
     out["smoke"] = is_smoke(runs)
     return out.to_csv(index=False, lineterminator="\n")

@@ -17,11 +17,11 @@ import signal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from catsdogs import fetch
 from catsdogs.constants import IMAGE_SIZE_TEXT
+from catsdogs.dataset import fetch, scan
 from catsdogs.errors import ResultsError, UsageError
 from catsdogs.options import BenchOptions
-from catsdogs.record import LoadedSet, ResultSet, check_writable, read_set
+from catsdogs.resultset.store import LoadedSet, ResultSet, check_writable, read_set
 
 if TYPE_CHECKING:
     from catsdogs.progress import Reporter
@@ -108,7 +108,7 @@ def resolve_data_dir(options: BenchOptions,
     """The dataset folder: synthetic (generated, cached), explicit, Keras cache or download
     (68 MB: its progress goes to `progress`, so a first run does not look stuck)."""
     if options.synthetic:
-        from catsdogs.synthetic import ensure_synthetic
+        from catsdogs.dataset.synthetic import ensure_synthetic
 
         return ensure_synthetic()
     return fetch.locate_dataset(options.data_dir, progress=_counter(progress, "download", "bytes"))
@@ -158,14 +158,14 @@ def prepare(options: BenchOptions,
     presence first, without TensorFlow, so a mistake is reported in a second and nothing
     is written; then provenance, whether the weights fit model4, and every image the
     session will use."""
-    from catsdogs.data import check_images, check_limit
+    from catsdogs.dataset.pipeline import check_images, check_limit
     from catsdogs.models import get_variant, resolve_weights
 
     data_dir = resolve_data_dir(options, progress)
     _refuse_inside_data(options, data_dir)
-    info = fetch.scan_dataset(data_dir, skip_bad=options.skip_bad_images)
+    info = scan.scan_dataset(data_dir, skip_bad=options.skip_bad_images)
     check_limit(options.limit, info.counts())
-    dataset = fetch.dataset_kind(data_dir)
+    dataset = scan.dataset_kind(data_dir)
     resumed = check_resume(options, dataset, info) if options.resume else None
     if not options.resume:
         check_writable(options.results_dir)
@@ -190,8 +190,8 @@ def prepare(options: BenchOptions,
 
 def _environment(options: BenchOptions, weights_path: Any) -> dict[str, Any]:
     """Provenance of the session, after checking the weights file fits model4."""
-    from catsdogs import provenance
     from catsdogs.models import mobilenet_base, weights_provenance
+    from catsdogs.training import provenance
 
     provenance.check_expected_tf()  # the env's named TF release, before anything is written
     environment = provenance.collect()
@@ -311,7 +311,7 @@ def _error_text(exc: BaseException) -> str:
 def load_data(prepared: Prepared, seed: int):
     """The splits for one seed (decoded images are cached per process, so this is cheap
     after the first call)."""
-    from catsdogs.data import load_splits
+    from catsdogs.dataset.pipeline import load_splits
 
     options = prepared.options
     return load_splits(prepared.data_dir, seed=seed, limit=options.limit,
@@ -326,7 +326,7 @@ def run_one(prepared: Prepared, variant: str, seed: int,
     (KeyboardInterrupt, Interrupted) propagate: nothing is recorded for this pair.
     `splits` may be loaded beforehand (the bench does, to keep decoding out of its timing);
     `callbacks` are extra Keras callbacks (the live display, the bench's epoch rounds)."""
-    from catsdogs.train import TrainConfig, train_run
+    from catsdogs.training.train import TrainConfig, train_run
 
     options = prepared.options
     try:

@@ -24,8 +24,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from catsdogs import fetch
-from catsdogs.constants import BATCH_SIZE, CLASSES, IMAGE_SIZE, SPLIT_NAMES  # noqa: F401 - public here too
+from catsdogs.constants import BATCH_SIZE, CLASSES, IMAGE_SIZE, SPLIT_NAMES
+from catsdogs.dataset import scan
 from catsdogs.errors import DataError, UsageError
 
 TEST_FRACTION = 192 / 1000  # the post's 6 test batches of 32, out of 1000 validation images
@@ -268,9 +268,9 @@ def load_splits(data_dir, *, seed: int = 0, limit: int | None = None,
     """Train/validation/test datasets for one seed, from a cats_and_dogs_filtered folder.
 
     Train is reshuffled every epoch with `seed`; validation and test are in a fixed order.
-    `info` (a fetch.DatasetInfo) skips re-scanning when the caller already has it."""
+    `info` (a scan.DatasetInfo) skips re-scanning when the caller already has it."""
     root = Path(data_dir)
-    info = info if info is not None else fetch.scan_dataset(root, skip_bad=skip_bad_images)
+    info = info if info is not None else scan.scan_dataset(root, skip_bad=skip_bad_images)
     check_limit(limit, info.counts())
     chosen = partition(info.files, seed=seed, limit=limit)
     import tensorflow as tf
@@ -307,7 +307,7 @@ def load_splits(data_dir, *, seed: int = 0, limit: int | None = None,
         files[split], labels[split] = paths, split_labels
     return Splits(train=datasets["train"], validation=datasets["validation"],
                   test=datasets["test"], files=files, labels=labels, data_dir=root,
-                  dataset=fetch.dataset_kind(root),
+                  dataset=scan.dataset_kind(root),
                   fingerprint=info.fingerprint, fingerprint_known=info.fingerprint_known,
                   skipped=skipped, dataset_changes=info.changes,
                   non_image_files=list(info.non_image_files), seed=seed, limit=limit)

@@ -20,7 +20,12 @@ import pandas as pd
 from tabulate import tabulate
 
 from catsdogs import stats
-from catsdogs.compare import (
+from catsdogs.errors import UsageError
+from catsdogs.report.figures import save_figure
+from catsdogs.resultset.comparable import check_comparable, ok_runs, variant_order
+from catsdogs.resultset.describe import verdict_scope
+from catsdogs.resultset.store import load_result_sets
+from catsdogs.verdicts.compare import (
     ACCURACY,
     JSON_SCHEMA,
     STEP,
@@ -33,16 +38,7 @@ from catsdogs.compare import (
     thresholds,
     verdict_record,
 )
-from catsdogs.errors import UsageError
-from catsdogs.report import (
-    check_comparable,
-    load_result_sets,
-    ok_runs,
-    save_figure,
-    variant_order,
-)
-from catsdogs.scope import verdict_scope
-from catsdogs.sides import Side, with_lines
+from catsdogs.verdicts.side import Side, with_lines
 
 
 def version_key(version: str) -> tuple:
@@ -275,8 +271,8 @@ def trend_series(trend: Trend) -> dict[str, dict[str, Any]]:
 
 
 def trend_plot(trend: Trend, out: Path) -> list[Path]:
-    """trend.png/.pdf: accuracy and step time over releases (catsdogs.figures.draw_trend)."""
-    from catsdogs.figures import draw_trend
+    """trend.png/.pdf: accuracy and step time over releases (catsdogs.report.figures.draw_trend)."""
+    from catsdogs.report.figures import draw_trend
 
     runs = pd.concat([release.side.runs for release in trend.releases], ignore_index=True)
     figure = draw_trend([r.version for r in trend.releases], trend_series(trend), runs)

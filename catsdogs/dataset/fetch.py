@@ -34,22 +34,10 @@ import zlib
 from pathlib import Path
 from typing import Callable, Iterable, Mapping, Sequence
 
+from catsdogs.constants import SPLITS
 from catsdogs.errors import DataError
-from catsdogs.fsutil import file_lock, keras_cache_dir  # noqa: F401 - public here too
+from catsdogs.fsutil import file_lock, keras_cache_dir
 from catsdogs.options import OPTIONS_BY_NAME
-from catsdogs.scan import (  # noqa: F401 - the data stage's public names, kept here too
-    CLASSES,
-    IMAGE_EXTENSIONS,
-    KNOWN_FINGERPRINT,
-    SPLITS,
-    DatasetInfo,
-    compute_fingerprint,
-    dataset_kind,
-    describe,
-    manifest,
-    official_changes,
-    scan_dataset,
-)
 
 # ---------------------------------------------------------------- what the data is
 
