@@ -30,6 +30,7 @@ from test_resultset_format import _set_cell
 
 from catsdogs.dataset.scan import scan_dataset
 from catsdogs.resultset.store import ResultSet, load_result_sets
+from catsdogs.training.machine import fingerprint, machine_facts
 
 
 @pytest.fixture
@@ -70,8 +71,8 @@ def _append_text(path: Path, header_extra: str, row_extra: str) -> None:
 
 RESUME_CASES = {
     # name: (damage(set), extra argv, fragments)
-    "newer schema": (lambda s: _json_edit(s / "environment.json", schema_version=3), [],
-                     ["--resume", "environment.json", "unknown schema_version '3'"]),
+    "newer schema": (lambda s: _json_edit(s / "environment.json", schema_version=4), [],
+                     ["--resume", "environment.json", "unknown schema_version '4'"]),
     "extra column": (lambda s: _append_text(s / "runs.csv", ",note", ",hello"), [],
                      ["--resume", "runs.csv", "extra column(s) note"]),
     "byte-order mark": (lambda s: (s / "runs.csv").write_bytes(
@@ -89,7 +90,16 @@ RESUME_CASES = {
     "other data": (lambda s: _json_edit(s / "environment.json",
                                         dataset_fingerprint="0" * 64), [],
                    ["its dataset_fingerprint is '000", "expected the same data"]),
+    "other machine": (lambda s: _json_edit(s / "environment.json", machine=_other_machine()),
+                      [], ["it was recorded on machine", "this session runs on",
+                           "usable CPUs (affinity) 4096 vs", "expected the same machine"]),
 }
+
+
+def _other_machine() -> dict:
+    """This machine's facts, but with 4096 usable CPUs: a machine this one is not."""
+    facts = dict(machine_facts(), cpus_usable=4096)
+    return dict(facts, fingerprint=fingerprint(facts))
 
 
 @pytest.mark.parametrize("case", list(RESUME_CASES))
@@ -104,9 +114,13 @@ def test_refused_resume_leaves_the_set_byte_identical_before_tensorflow(case, re
     assert checksums(resumable.parent) == before  # no row, no epoch row, no new set
 
 
-def test_an_intact_set_passes_the_same_checks(resumable, dataset, no_tf):
+@pytest.mark.parametrize("recorded", ["not recorded", "this machine"])
+def test_an_intact_set_passes_the_same_checks(resumable, dataset, no_tf, recorded):
     """The control: without damage, the session gets past every check and only stops
-    where TensorFlow is first needed."""
+    where TensorFlow is first needed; also when the set records this very machine, or
+    (written before machines were recorded) none."""
+    if recorded == "this machine":
+        _json_edit(resumable / "environment.json", machine=machine_facts())
     out = catsdogs(*run_args(dataset, resumable.parent.parent, "--resume", str(resumable)),
                    block_tf=no_tf)
     assert "TensorFlow was imported" in out.stderr

@@ -15,7 +15,7 @@ from typing import Any, Iterable
 
 from catsdogs.errors import ResultsError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,6 +41,7 @@ COLUMNS: dict[str, Column] = {
                             "shard dataset_changes tf_version keras_version python_version "
                             "cuda_version cudnn_version device gpu_name host git_commit"),
     "dataset_fingerprint": Column("text", "sha256"),
+    "machine_fingerprint": Column("text", "sha256"),
     "row_sha256": Column("text", "sha256", required=True),
     **_columns("int", "epochs", "epochs epochs_completed"),
     **_columns("int", "images", "batch_size limit n_train n_validation n_test skipped_images "
@@ -50,14 +51,16 @@ COLUMNS: dict[str, Column] = {
     "steps": Column("int", "steps"),
     **_columns("int", "parameters", "params_total params_trainable params_non_trainable"),
     **_columns("bool", "bool", "dataset_fingerprint_known pretrained deterministic "
-                               "mixed_precision xla"),
-    **_columns("fraction", "fraction", "train_accuracy val_accuracy test_accuracy accuracy"),
+                               "mixed_precision xla contended"),
+    **_columns("fraction", "fraction", "train_accuracy val_accuracy test_accuracy accuracy "
+                                       "contention"),
     "overfit_gap": Column("float", "fraction"),  # train - val: may be negative
     **_columns("float", "nats", "train_loss val_loss test_loss loss"),
     "test_p_value": Column("float", "probability"),
     **_columns("float", "ms", "step_time_ms step_time_ms_p90 step_ms_median"),
     "images_per_sec": Column("float", "images/s"),
-    **_columns("float", "s", "first_epoch_s train_wall_s epoch_s train_s"),
+    **_columns("float", "s", "first_epoch_s train_wall_s epoch_s train_s process_cpu_s "
+                             "other_cpu_s steal_s"),
     **_columns("float", "MiB", "peak_rss_mb gpu_peak_mb"),
     "started_utc": Column("time", "ISO 8601"),
     "finished_utc": Column("time", "ISO 8601"),
@@ -95,10 +98,29 @@ def _v2(columns: tuple[str, ...], after: str | None) -> tuple[str, ...]:
     return (*out, "row_sha256")
 
 
+def _inserted(columns: tuple[str, ...], after: str, *new: str) -> tuple[str, ...]:
+    out = list(columns)
+    index = out.index(after) + 1
+    return (*out[:index], *new, *out[index:])
+
+
+def _v3(runs: tuple[str, ...], epochs: tuple[str, ...]
+        ) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Version 3 adds the machine (`machine_fingerprint`, after `git_commit`; its facts
+    are in environment.json) and contention: per run `contention` and `contended` (after
+    `gpu_peak_mb`), per epoch the CPU time of this process, of other processes and stolen
+    (after `step_ms_median`)."""
+    runs = _inserted(_inserted(runs, "git_commit", "machine_fingerprint"), "gpu_peak_mb",
+                     "contention", "contended")
+    return runs, _inserted(epochs, "step_ms_median", "process_cpu_s", "other_cpu_s", "steal_s")
+
+
+_V2 = (_v2(_RUN_COLUMNS_V1, "dataset_fingerprint_known"), _v2(_EPOCH_COLUMNS_V1, None))
 #: version -> (runs.csv columns, epochs.csv columns). Every version here stays readable.
 SCHEMAS: dict[int, tuple[tuple[str, ...], tuple[str, ...]]] = {
     1: (_RUN_COLUMNS_V1, _EPOCH_COLUMNS_V1),
-    2: (_v2(_RUN_COLUMNS_V1, "dataset_fingerprint_known"), _v2(_EPOCH_COLUMNS_V1, None)),
+    2: _V2,
+    3: _v3(*_V2),
 }
 RUN_COLUMNS, EPOCH_COLUMNS = SCHEMAS[SCHEMA_VERSION]
 

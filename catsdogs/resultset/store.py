@@ -87,6 +87,12 @@ def _row_cells(columns: tuple[str, ...], row: dict[str, Any]) -> list[str]:
     return cells + [row_check(cells)] if columns[-1] == ROW_CHECK else cells
 
 
+def _in_version(row: dict[str, Any], columns: tuple[str, ...]) -> dict[str, Any]:
+    """`row` without the columns a newer schema added (an older set resumed keeps its own
+    columns); a name no schema knows is kept, so `_row_cells` refuses it."""
+    return {key: value for key, value in row.items() if key in columns or key not in COLUMNS}
+
+
 def _csv_lines(rows: Iterable[list[str]]) -> str:
     buffer = io.StringIO()
     csv.writer(buffer, lineterminator="\n").writerows(rows)
@@ -266,10 +272,10 @@ class ResultSet:
         lock. Both new files are written to temporary names first and renamed only when
         both are complete, so a full disk (StorageError, one line) leaves both CSVs as
         they were and no temporary file behind."""
-        run_row = dict(run_row, schema_version=self.schema_version, result_set=self.name)
-        epoch_rows = [dict(row, schema_version=self.schema_version) for row in epoch_rows]
-        if self.schema_version < 2:
-            run_row.pop("dataset_changes", None)
+        run_row = _in_version(dict(run_row, schema_version=self.schema_version,
+                                   result_set=self.name), self.run_columns)
+        epoch_rows = [_in_version(dict(row, schema_version=self.schema_version),
+                                  self.epoch_columns) for row in epoch_rows]
         runs_path, epochs_path = self.path / RUNS_CSV, self.path / EPOCHS_CSV
         with file_lock(self.path / LOCK_FILE):
             # Every write to a set holds this lock, so a temporary file seen now was left

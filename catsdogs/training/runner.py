@@ -22,6 +22,7 @@ from catsdogs.dataset import fetch, scan
 from catsdogs.errors import ResultsError, UsageError
 from catsdogs.options import BenchOptions
 from catsdogs.resultset.store import LoadedSet, ResultSet, check_writable, read_set
+from catsdogs.training.machine import differences, machine_facts
 
 if TYPE_CHECKING:
     from catsdogs.progress import Reporter
@@ -148,7 +149,24 @@ def check_resume(options: BenchOptions, dataset: str, info: Any) -> LoadedSet:
         if key in old and old[key] != getattr(options, key):
             raise UsageError(f"--resume {options.resume}: it was run with {key}={old[key]!r}, "
                              f"this session has {getattr(options, key)!r}; expected the same")
+    check_same_machine(options.resume, recorded.get("machine"), machine_facts())
     return loaded
+
+
+def check_same_machine(resume: str, recorded: Any, current: dict[str, Any]) -> None:
+    """A set's step times are one machine's: rows from another (other CPU features, another
+    affinity, other thread settings) would make its runs disagree for reasons no verdict
+    can see. A set written before machines were recorded (schema 1 and 2) has none to
+    match; it is resumed, and its new rows, in its own schema, record none either."""
+    if not isinstance(recorded, dict) or not recorded.get("fingerprint"):
+        return
+    if recorded["fingerprint"] != current["fingerprint"]:
+        differ = "; ".join(differences(recorded, current, sides=("the set", "this session"))
+                           ) or "its facts are not recorded"
+        raise UsageError(f"--resume {resume}: it was recorded on machine "
+                         f"{recorded['fingerprint']}, this session runs on "
+                         f"{current['fingerprint']} ({differ}); expected the same machine "
+                         "(start a new result set here)")
 
 
 def prepare(options: BenchOptions,
@@ -294,6 +312,7 @@ def _base_row(prepared: Prepared, variant: str, seed: int, splits) -> dict[str, 
         **{key: env.get(key, "") for key in ("tf_version", "keras_version", "python_version",
                                               "cuda_version", "cudnn_version", "device",
                                               "gpu_name", "host", "git_commit")},
+        "machine_fingerprint": (env.get("machine") or {}).get("fingerprint", ""),
         "started_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
 
