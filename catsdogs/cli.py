@@ -19,11 +19,12 @@ from pathlib import Path
 from typing import Callable
 
 from catsdogs import __version__
+from catsdogs.constants import SMOKE_NOTE
 from catsdogs.errors import UsageError
 from catsdogs.options import (
     OPTIONS_BY_NAME,
-    SMOKE_NOTE,
     SPEED_OPTIONS,
+    VERDICT_LIMITS,
     BenchOptions,
     add_to_argparse,
     resolve,
@@ -139,8 +140,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     result_sets = [Path(p) for p in args.result_sets]
     verdicts_html = None
     if args.baseline:
-        from catsdogs.verdicts import compare
-        verdicts_html = compare.render_html(compare.compare(
+        from catsdogs.verdicts import compare, output
+        verdicts_html = output.compare_html(compare.compare(
             [Path(p) for p in args.baseline], result_sets, allow_mixed=args.allow_mixed))
     print(render_report(result_sets, fmt=args.format, verdicts_html=verdicts_html,
                         out=Path(args.out) if args.out else None, allow_mixed=args.allow_mixed,
@@ -163,36 +164,36 @@ def _compare_sides(sets: list[Path], candidate: list[Path] | None
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from catsdogs.verdicts import compare
+    from catsdogs.verdicts import compare, output
+
     json_path = Path(args.json) if args.json else None
-    compare.check_json_path(json_path)
+    output.check_json_path(json_path)
     base, candidate = _compare_sides(args.sets, args.candidate)
     result = compare.compare(base, candidate,
                              alpha=args.alpha, min_change=args.min_change,
                              max_slowdown=args.max_slowdown, allow_mixed=args.allow_mixed,
                              allow_duplicates=args.allow_duplicates)
     if json_path:
-        compare.write_json(json_path, compare.to_json(result, strict=args.strict))
-    print(compare.render_text(result, args.format))
+        output.write_json(json_path, output.compare_json(result, strict=args.strict))
+    print(output.compare_text(result, args.format))
     return result.exit_code(strict=args.strict)
 
 
 def cmd_trend(args: argparse.Namespace) -> int:
     from catsdogs.report.build import output_dir
-    from catsdogs.verdicts import trend
-    from catsdogs.verdicts.compare import check_json_path, write_json
+    from catsdogs.verdicts import output, trend
 
     json_path = Path(args.json) if args.json else None
-    check_json_path(json_path)
+    output.check_json_path(json_path)
     paths = [Path(p) for p in args.result_sets]
     built = trend.build_trend(paths, alpha=args.alpha, min_change=args.min_change,
                               max_slowdown=args.max_slowdown, allow_mixed=args.allow_mixed,
                               allow_duplicates=args.allow_duplicates)
     if json_path:
-        write_json(json_path, trend.to_json(built))
+        output.write_json(json_path, output.trend_json(built))
     folder = output_dir(Path(args.out) if args.out else None, paths)
-    written = trend.trend_plot(built, folder)
-    print(trend.render_text(built, args.format))
+    written = output.trend_plot(built, folder)
+    print(output.trend_text(built, args.format))
     print(f"wrote into {folder}: " + ", ".join(path.name for path in written))
     return 0
 
@@ -240,13 +241,9 @@ def _user_path(text: str) -> Path:
 
 def _verdict_options(parser: argparse.ArgumentParser) -> None:
     """The options compare and trend share: one rule, defined once (docs/verdicts.md)."""
-    parser.add_argument("--alpha", type=_float_in(0.0001, 0.49), default=0.05,
-                        help="family-wise false-alarm rate, Holm-corrected (default: 0.05)")
-    parser.add_argument("--min-change", type=_float_in(0, 99), default=1.0,
-                        help="test-accuracy change, in points, that counts (default: 1)")
-    parser.add_argument("--max-slowdown", type=_float_in(0, 1000),
-                        default=10.0, help="step-time growth, in percent, that counts as a "
-                        "regression (default: 10)")
+    for limit in VERDICT_LIMITS.values():
+        parser.add_argument(limit.flag, type=_float_in(limit.low, limit.high),
+                            default=limit.default, help=limit.help)
     parser.add_argument("--format", choices=("github", "plain"), default="github",
                         help="table style (default: github)")
     parser.add_argument("--json", metavar="PATH", type=_user_path,

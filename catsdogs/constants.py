@@ -20,3 +20,11 @@ NUM_CLASSES = len(CLASSES)
 SPLITS = ("train", "validation")
 #: The splits a run trains and evaluates on (test is carved out of validation).
 SPLIT_NAMES = ("train", "validation", "test")
+
+#: The smoke rule, read by the options (a run declared smoke) and by the result sets
+#: (recorded runs judged smoke): fewer epochs than this make a smoke run, as do --limit
+#: and --synthetic; such numbers test the pipeline, not the models.
+SMOKE_EPOCHS = 5
+#: What a smoke run is told, next to the rule that defines one.
+SMOKE_NOTE = (f"smoke run (--limit, --synthetic or --epochs < {SMOKE_EPOCHS}): accuracy tests "
+              "the pipeline, not the models")

@@ -14,7 +14,7 @@ import os
 import re
 from typing import Any, Callable
 
-from catsdogs.constants import BATCH_SIZE
+from catsdogs.constants import BATCH_SIZE, SMOKE_EPOCHS
 from catsdogs.errors import UsageError
 
 ENV_PREFIX = "CATSDOGS_"
@@ -219,11 +219,36 @@ SPEED_OPTIONS: tuple[Option, ...] = (
 OPTIONS_BY_NAME = {option.name: option for option in OPTIONS + SPEED_OPTIONS}
 
 
-#: Fewer epochs than this make a smoke run (as do --limit and --synthetic).
-SMOKE_EPOCHS = 5
-#: What a smoke run is told, next to the rule that defines one (`BenchOptions.smoke`).
-SMOKE_NOTE = (f"smoke run (--limit, --synthetic or --epochs < {SMOKE_EPOCHS}): accuracy tests "
-              "the pipeline, not the models")
+@dataclasses.dataclass(frozen=True)
+class VerdictLimit:
+    """One option of the verdict rule (compare, trend): its flag, default and closed
+    bounds. The CLI's parser and the verdict modules' own checks both read VERDICT_LIMITS,
+    so a value one accepts the other cannot refuse."""
+
+    flag: str
+    default: float
+    low: float
+    high: float
+    meaning: str
+    help: str
+
+    def check(self, value: float) -> float:
+        """The value, or UsageError quoting it (NaN and infinities are outside any bound)."""
+        if not isinstance(value, (int, float)) or not self.low <= value <= self.high:
+            raise UsageError(f"{self.flag}: expected {self.meaning} from {self.low:g} to "
+                             f"{self.high:g}, got {value!r}")
+        return float(value)
+
+
+VERDICT_LIMITS = {
+    "alpha": VerdictLimit("--alpha", 0.05, 0.0001, 0.49, "a false-alarm rate",
+                          "family-wise false-alarm rate, Holm-corrected (default: 0.05)"),
+    "min_change": VerdictLimit("--min-change", 1.0, 0.0, 99.0, "accuracy points",
+                               "test-accuracy change, in points, that counts (default: 1)"),
+    "max_slowdown": VerdictLimit("--max-slowdown", 10.0, 0.0, 1000.0, "a percentage",
+                                 "step-time growth, in percent, that counts as a regression "
+                                 "(default: 10)"),
+}
 
 
 @dataclasses.dataclass(frozen=True)

@@ -19,7 +19,8 @@ from catsdogs.errors import UsageError
 from catsdogs.models import VARIANTS
 from catsdogs.resultset.schema import row_check
 from catsdogs.resultset.store import ResultSet
-from catsdogs.verdicts.compare import compare, render_text
+from catsdogs.verdicts.compare import compare
+from catsdogs.verdicts.output import compare_text as render_text
 
 REAL_SET = Path(__file__).parents[1] / "results" / "runs" / "20261125T232135Z_vm_tf2.21.0_cpu"
 ALLOWED = set(stats.VERDICTS) | {"identical"}
@@ -331,7 +332,7 @@ def test_variants_on_one_side_only_are_listed_as_not_compared(tmp_path):
 def test_a_verdict_over_smoke_runs_says_so_before_any_verdict(tmp_path, capsys):
     """Synthetic data, --limit or < 5 epochs: the verdict is about the pipeline, and the
     text, the JSON and the HTML fragment say it first, with the data that was compared."""
-    from catsdogs.verdicts.compare import render_html
+    from catsdogs.verdicts.output import compare_html as render_html
 
     smoke = write_result_set(tmp_path / "a", dataset="synthetic", epochs=3, rng=1)
     other = copy_result_set(smoke, tmp_path / "b", tf_version="2.22.0")

@@ -5,11 +5,12 @@ apart without colour, and the titles carry the data scope and the warnings."""
 from __future__ import annotations
 
 import pytest
+from figure_text import figure_text
 from resultsets import write_result_set
 
 from catsdogs.models import VARIANTS
-from catsdogs.report.figures import draw_all, figure_text
-from catsdogs.report.tables import summary_table
+from catsdogs.report.figures import draw_all
+from catsdogs.report.summary import summary_table
 from catsdogs.resultset.store import load_result_sets
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from figure_text import figure_text
 from report_sets import (
     FROZEN_RANDOM_COUNTS,
     SCRATCH_COUNTS,
@@ -27,9 +28,10 @@ from catsdogs.cli import main
 from catsdogs.errors import DataError, ResultsError, UsageError
 from catsdogs.models import VARIANTS
 from catsdogs.report.build import default_out, render_report
-from catsdogs.report.figures import draw_all, figure_text
+from catsdogs.report.figures import draw_all
 from catsdogs.report.samples import sample_grid
-from catsdogs.report.tables import render_table, summary_table
+from catsdogs.report.summary import summary_table
+from catsdogs.report.tables import render_table
 from catsdogs.resultset.comparable import check_comparable
 from catsdogs.resultset.schema import RUN_COLUMNS
 from catsdogs.resultset.store import ResultSet, load_result_sets

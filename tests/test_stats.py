@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import pytest
 from scipy.stats import chi2, ttest_ind, ttest_rel
+from tabulate import tabulate
 
 from catsdogs import stats
-from catsdogs.verdicts.compare import detectable_markdown
 
 N_TEST = 192
 ALPHA = 0.05
@@ -279,3 +280,20 @@ def test_more_seeds_detect_smaller_changes():
         drops = [row[key] for row in rows]
         assert drops == sorted(drops, reverse=True)
     assert rows[0]["drop_pts_paired_spread_2"] < 10
+
+
+def detectable_markdown(rows: Sequence[dict[str, float]]) -> str:
+    """stats.smallest_detectable_table as the Markdown table in docs/verdicts.md."""
+    paired_spread = f"{stats.TABLE_DROP_SPREAD:g}"
+    accuracy = {"drop_pts_paired_spread_0": "drop, paired, drops agree (pts)",
+                f"drop_pts_paired_spread_{paired_spread}":
+                    f"drop, paired, drop sd {paired_spread} pts (pts)",
+                "drop_pts_unpaired_spread_0": "drop, unpaired, seeds agree (pts)",
+                "drop_pts_unpaired_spread_binomial": "drop, unpaired, seed sd = binomial sd (pts)"}
+    step_keys = [key for key in rows[0] if key.startswith("slowdown_pct_spread_")]
+    headers = (["seeds per side"] + list(accuracy.values())
+               + [f"slowdown, run-to-run sd {float(key.rsplit('_', 1)[1]):.0%}"
+                  for key in step_keys])
+    table = [[str(int(row["seeds"]))] + [f"{row[key]:.1f}" for key in accuracy]
+             + [f"{row[key]:.0f}%" for key in step_keys] for row in rows]
+    return tabulate(table, headers=headers, tablefmt="github", disable_numparse=True)

@@ -46,13 +46,23 @@ def _package_of(name: str, path: Path) -> list[str]:
     return parts if path.name == "__init__.py" else parts[:-1]
 
 
+def _runtime_nodes(tree: ast.AST) -> list[ast.AST]:
+    """Every node of a module except the bodies of `if TYPE_CHECKING:` blocks: imports for
+    type annotations only never run, so they make no circle and add nothing to the stack."""
+    skipped: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and getattr(node.test, "id", None) == "TYPE_CHECKING":
+            skipped.update(id(sub) for child in node.body for sub in ast.walk(child))
+    return [node for node in ast.walk(tree) if id(node) not in skipped]
+
+
 def _imported(tree: ast.AST, known: set[str], package: list[str] | None = None) -> set[str]:
     """The package's modules a module imports anywhere in its body (functions included):
     `import catsdogs.a.b`, `from catsdogs.a import b`, `from catsdogs.a.b import y`, and the
     relative forms. A name imported from a package counts as its submodule when one exists."""
     package = package or []
     found: set[str] = set()
-    for node in ast.walk(tree):
+    for node in _runtime_nodes(tree):
         if isinstance(node, ast.Import):
             for alias in node.names:
                 parts = alias.name.split(".")
@@ -171,6 +181,12 @@ def test_cycle_finder_sees_a_circle_through_a_function_level_import():
     graph = {"a": _imported(a, known), "room.b": _imported(b, known, ["room"])}
     assert find_cycle(graph) == ["a", "room.b", "a"]
     assert find_cycle({"a": {"b"}, "b": set()}) is None
+
+
+def test_type_checking_imports_are_not_runtime_imports():
+    tree = ast.parse("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n"
+                     "    from catsdogs.b import B\nfrom catsdogs.c import C\n")
+    assert _imported(tree, {"b", "c"}) == {"c"}
 
 
 def test_relative_imports_resolve_to_their_module():

@@ -14,7 +14,9 @@ from test_compare import copy_editing
 
 from catsdogs.cli import main
 from catsdogs.models import VARIANTS
-from catsdogs.verdicts.trend import build_trend, render_text, version_key
+from catsdogs.verdicts.output import trend_series
+from catsdogs.verdicts.output import trend_text as render_text
+from catsdogs.verdicts.trend import build_trend, version_key
 
 
 @pytest.fixture(scope="module")
@@ -116,9 +118,10 @@ def test_trend_out_into_a_result_set_is_refused(tmp_path, capsys):
 def test_trend_figure_says_what_it_shows_from_zero_with_the_tables_interval(oldest, tmp_path):
     """The figure carries its data scope, starts step time at zero, and draws accuracy
     with the same 95% t-interval the tables give (not ± sd)."""
-    from catsdogs.report.figures import draw_trend, figure_text
+    from figure_text import figure_text
+
+    from catsdogs.report.figures import draw_trend
     from catsdogs.stats import t_interval
-    from catsdogs.verdicts.trend import trend_series
 
     newer = write_result_set(tmp_path / "new", tf_version="2.21.0", rng=21)
     built = build_trend([oldest, newer])

@@ -1,7 +1,7 @@
 """Check the dataset layout and fingerprint exactly the image files training reads.
 
 Why this module exists: every result row says which data it was trained on. The list of
-image files `scan_dataset` returns is the one list training reads (data.py partitions it)
+image files `scan_dataset` returns is the one list training reads (pipeline.py partitions it)
 and the one list the fingerprint covers, so a file training reads can never escape the
 fingerprint (every extension Keras reads, in any case). "Official" means that list's
 manifest is the official set's, shipped as `official_manifest.sha256` and checked against

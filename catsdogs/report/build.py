@@ -26,14 +26,13 @@ import pandas as pd
 from catsdogs.errors import UsageError
 from catsdogs.report import figures as figs
 from catsdogs.report.html import render_html
+from catsdogs.report.summary import left_out, summary_table
 from catsdogs.report.tables import (
     DEFAULT_COLUMNS,
     FORMATS,
     TABLE_FILES,
     display_table,
-    left_out,
     render_table,
-    summary_table,
 )
 from catsdogs.resultset.comparable import check_comparable
 from catsdogs.resultset.describe import provenance_items, scope_line, warnings

@@ -1,7 +1,7 @@
 """Figures from result sets: accuracy curves, test accuracy and step time, PNG and PDF.
 
 They show the same numbers as the tables (mean and 95% t-interval over seeds; step time
-median and min–max), read from `tables.summary_table`. Every title carries the data
+median and min–max), read from `summary.summary_table`. Every title carries the data
 scope and the warnings (smoke run, model4 not pretrained). Colours are Okabe–Ito
 (colour-blind-safe), and each series also differs in line style, marker or hatch, so a
 greyscale print stays readable. Legends sit outside the axes; axes are sized to every
@@ -17,7 +17,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from catsdogs.report.tables import summary_table
+from catsdogs.report.canvas import new_figure, save_figure
+from catsdogs.report.summary import summary_table
 from catsdogs.resultset.comparable import GROUP, ok_runs, ordered_groups, with_groups
 from catsdogs.resultset.describe import CHANCE_PCT, scope_line, warnings
 from catsdogs.resultset.store import SOURCE
@@ -27,28 +28,6 @@ from catsdogs.stats import t_interval
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#D55E00", "#56B4E9", "#000000")
 HATCHES = ("", "//", "..", "xx", "\\\\", "++", "oo")
 CHANCE_LABEL = "50% baseline (chance)"
-
-
-def new_figure(width: float = 7.0, height: float = 4.0, nrows: int = 1, ncols: int = 1,
-               **subplot_kw: Any):
-    """A figure on an Agg canvas and its axes (as `Figure.subplots` returns them): no GUI
-    backend and no pyplot state, so it works headless and never leaks figures."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(width, height), layout="constrained")
-    FigureCanvasAgg(figure)
-    axes = figure.subplots(nrows, ncols, **subplot_kw)
-    return figure, axes
-
-
-def save_figure(figure: Any, out: Path, stem: str) -> list[Path]:
-    """`stem.png` (for READMEs and the HTML report) and `stem.pdf` (for papers) in `out`."""
-    paths = [Path(out) / f"{stem}.png", Path(out) / f"{stem}.pdf"]
-    figure.savefig(paths[0], dpi=150)
-    # No creation date: the same runs give the same bytes, so a re-render shows no diff.
-    figure.savefig(paths[1], dpi=150, metadata={"CreationDate": None})
-    return paths
 
 
 def titled(figure: Any, what: str, runs: pd.DataFrame) -> None:
@@ -291,9 +270,3 @@ def save_all(runs: pd.DataFrame, epochs: pd.DataFrame, out: Path) -> list[Path]:
     """Every figure in FIGURES as PNG and PDF in `out`."""
     return [path for stem, figure in draw_all(runs, epochs).items()
             for path in save_figure(figure, out, stem)]
-
-
-def figure_text(figure: Any) -> str:
-    """Every text drawn on a figure (titles, labels, ticks, legend), for checks."""
-    return " ".join(artist.get_text() for artist in figure.findobj(
-        lambda artist: hasattr(artist, "get_text")) if artist.get_text())

@@ -16,6 +16,8 @@ from typing import Any
 
 import pandas as pd
 
+from catsdogs.markup import html_table
+
 VERDICTS_ID = "verdicts"
 NO_VERDICTS = ("No baseline was given, so nothing is compared here. A comparison against "
                "a baseline result set (compare's verdicts) goes in this section.")
@@ -38,12 +40,9 @@ dt { font-weight: bold; } dd { margin: 0 0 0.3rem 1.2rem; }
 
 
 def _table(display: pd.DataFrame) -> str:
-    """The display table as HTML, every cell escaped."""
-    head = "".join(f"<th>{escape(str(column))}</th>" for column in display.columns)
-    rows = ["<tr>" + "".join(f"<td>{escape(str(cell))}</td>" for cell in row) + "</tr>"
-            for row in display.itertuples(index=False)]
-    return (f'<div class="scroll"><table id="summary"><thead><tr>{head}</tr></thead>'
-            f"<tbody>{''.join(rows)}</tbody></table></div>")
+    """The display table as HTML, every cell escaped, scrolling sideways when wide."""
+    table = html_table(display.columns, display.itertuples(index=False), table_id="summary")
+    return f'<div class="scroll">{table}</div>'
 
 
 def _figure(stem: str, what: str) -> str:

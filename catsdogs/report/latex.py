@@ -15,8 +15,8 @@ from typing import Any
 import pandas as pd
 
 from catsdogs.report.numbers import step_spread
-from catsdogs.resultset.comparable import _missing
 from catsdogs.resultset.describe import CHANCE_PCT
+from catsdogs.resultset.schema import is_missing
 
 #: LaTeX's special characters, and the non-ASCII characters our text uses.
 _ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
@@ -38,7 +38,7 @@ def escape(text: str) -> str:
 
 
 def _digits(value: float) -> int:
-    return len(str(int(abs(value)))) if not _missing(value) else 1
+    return len(str(int(abs(value)))) if not is_missing(value) else 1
 
 
 def _s_format(values: pd.Series) -> str:
@@ -50,9 +50,9 @@ def _s_format(values: pd.Series) -> str:
 def _mean_half(mean: float, half: float) -> str:
     """Two cells: the mean for an `S` column, '$\\pm$ 1.2' for the interval column (empty
     when n < 2 gives no interval)."""
-    if _missing(mean):
+    if is_missing(mean):
         return "{--} & "
-    return f"{mean:.1f} & " + ("" if _missing(half) else rf"$\pm$\,{half:.1f}")
+    return f"{mean:.1f} & " + ("" if is_missing(half) else rf"$\pm$\,{half:.1f}")
 
 
 def _pair_spec(values: pd.Series) -> str:
@@ -86,9 +86,9 @@ def _spec_header_cell(key: str, summary: pd.DataFrame, row: dict[str, Any] | Non
         return "r", "step (ms)", _step_cell(row) if row else ""
     if key == "images":
         return "r", "images/s", (f"{row['images_per_sec_median']:.0f}"
-                                 if row and not _missing(row["images_per_sec_median"]) else "")
+                                 if row and not is_missing(row["images_per_sec_median"]) else "")
     if key == "params":
-        text = "" if not row or _missing(row["params_total"]) else \
+        text = "" if not row or is_missing(row["params_total"]) else \
             f"{int(row['params_total']):,} / {int(row['params_trainable']):,}"
         return "r", "params (total / trainable)", escape(text).replace(",", "{,}")
     return "r", "failed / NaN", f"{row['n_failed']} / {row['n_nan']}" if row else ""

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from catsdogs.resultset.comparable import _missing
+from catsdogs.resultset.schema import is_missing
 
 
 def number(value: Any, digits: int = 1, sign: bool = False) -> str:
     """A rounded number as people read it, with a true minus sign (U+2212)."""
-    if _missing(value):
+    if is_missing(value):
         return ""
     return (f"{value:+.{digits}f}" if sign else f"{value:.{digits}f}").replace("-", "−")
 
@@ -21,20 +21,20 @@ def number(value: Any, digits: int = 1, sign: bool = False) -> str:
 def mean_ci(row: dict[str, Any], key: str, sign: bool = False) -> str:
     """'66.1 ± 1.2'; the mean alone when there is no interval (n = 1); '' when no data."""
     mean, half = row[f"{key}_mean"], row[f"{key}_ci95"]
-    if _missing(mean):
+    if is_missing(mean):
         return ""
-    return number(mean, sign=sign) + ("" if _missing(half) else f" ± {half:.1f}")
+    return number(mean, sign=sign) + ("" if is_missing(half) else f" ± {half:.1f}")
 
 
 def step_digits(value: float) -> int:
     """Whole milliseconds from 10 ms up, one decimal below (a CPU step vs a GPU one)."""
-    return 0 if not _missing(value) and value >= 10 else 1
+    return 0 if not is_missing(value) and value >= 10 else 1
 
 
 def step_spread(row: dict[str, Any]) -> str:
     """'491 (480–502)': median and min–max over seeds; the median alone for n = 1."""
     median, low, high = (row[f"step_time_ms_{s}"] for s in ("median", "min", "max"))
-    if _missing(median):
+    if is_missing(median):
         return ""
     digits = step_digits(median)
     text = number(median, digits)

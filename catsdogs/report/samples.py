@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from catsdogs.errors import DataError
-from catsdogs.report.figures import new_figure, save_figure
+from catsdogs.report.canvas import new_figure, save_figure
 
 #: What each picture shows, for links and alt text.
 SAMPLES = (("sample_grid", "three training dogs above three training cats"),

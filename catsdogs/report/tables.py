@@ -1,7 +1,7 @@
-"""The summary table: per-row statistics over seeds, and its Markdown, text, LaTeX and CSV forms.
+"""The summary table in Markdown, text, LaTeX and CSV: catsdogs.report.summary's numbers, formatted.
 
-`summary_table` returns data (one row per table row, numbers as numbers); the renderers
-only format it. Accuracies are shown as mean ± the half-width of a 95% t-interval over
+`summary.summary_table` returns data (one row per table row, numbers as numbers); this
+module only formats it. Accuracies are shown as mean ± the half-width of a 95% t-interval over
 seeds with n beside them, step time as the median and its min–max over seeds; the
 standard deviations stay in table.csv. A run enters n and the means only if it finished
 (status ok) and its accuracies are numbers; every run left out is counted and named.
@@ -10,7 +10,6 @@ standard deviations stay in table.csv. A run enters n and the means only if it f
 from __future__ import annotations
 
 import json
-import math
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -21,28 +20,17 @@ from tabulate import tabulate
 from catsdogs.errors import UsageError
 from catsdogs.report.latex import render_latex
 from catsdogs.report.numbers import mean_ci, number, step_spread
+from catsdogs.report.summary import ACCURACY_STATS, left_out, summary_table
 from catsdogs.resultset.comparable import (
-    BASE,
-    GROUP,
-    _missing,
-    base_setup,
     check_comparable,
-    ok_runs,
-    ordered_groups,
-    with_groups,
+    unique,
 )
-from catsdogs.resultset.describe import CHANCE_PCT, provenance_items, unique
-from catsdogs.stats import t_interval
+from catsdogs.resultset.describe import provenance_items
+from catsdogs.resultset.schema import is_missing
 
 FORMATS: tuple[str, ...] = ("github", "latex", "plain", "csv")
 TABLE_FILES = {"github": "table.md", "latex": "table.tex", "plain": "table.txt", "csv": "table.csv"}
 _TABULATE = {"github": "github", "plain": "plain"}
-
-#: Accuracy-like statistics: (summary key, source, header). Each gets mean, ci95, std.
-ACCURACY_STATS = (("test_accuracy_pct", "test", "test acc. (%)"),
-                  ("val_accuracy_pct", "val", "val. acc. (%)"),
-                  ("train_accuracy_pct", "train", "train acc. (%)"),
-                  ("overfit_gap_pts", "gap", "gap train−val (pts)"))
 
 #: Display columns: key -> header. `--columns` picks from these.
 COLUMNS: dict[str, str] = {
@@ -72,84 +60,6 @@ def parse_columns(text: str | None) -> tuple[str, ...] | None:
     return tuple(["model"] + [key for key in keys if key != "model"])
 
 
-# ---------------------------------------------------------------- statistics
-
-
-def _usable(ok: pd.DataFrame) -> pd.Series:
-    """Finished runs whose three accuracies are numbers: the runs behind n and the means
-    (the same set for every column, so one n describes the whole row)."""
-    columns = ["test_accuracy", "val_accuracy", "train_accuracy"]
-    return ok[columns].astype(float).notna().all(axis=1)
-
-
-def row_label(group: str, members: pd.DataFrame, short: bool) -> str:
-    """The row's name: alias and variant (short: alias only), plus model4's base setup,
-    so a model4 number is never read without whether it was pretrained."""
-    first = members.iloc[0]
-    alias, variant = first["alias"] or "", first["variant"]
-    label = group.replace(variant, alias if short else f"{variant} ({alias})", 1) \
-        if alias else group
-    setup = base_setup(first)
-    if setup is not None and f"{BASE}=" not in group:  # a mixed row names it already
-        label += f" ({setup[1]})" if short else f", {setup[0]}"
-    return label
-
-
-def summary_table(runs: pd.DataFrame) -> pd.DataFrame:
-    """One row per table row (registry order; split by mixed keys if any), numbers only.
-
-    Accuracies in percent (the schema's fractions x 100), gap in points. For each of test,
-    val, train and gap: mean, ci95 (t-interval half-width) and std over the usable runs;
-    step time and images/s: median, min and max over them. Counts are integers."""
-    runs = with_groups(runs)
-    rows = [_summary_row(group, runs[runs[GROUP] == group]) for group in ordered_groups(runs)]
-    summary = pd.DataFrame(rows)
-    for column in ("n", "n_runs", "n_failed", "n_nan", "params_total", "params_trainable"):
-        summary[column] = summary[column].astype("Float64").round().astype("Int64")
-    return summary
-
-
-def _summary_row(group: str, members: pd.DataFrame) -> dict[str, Any]:
-    ok = ok_runs(members)
-    usable = ok[_usable(ok)]
-    values = {
-        "test": usable["test_accuracy"].astype(float) * 100,
-        "val": usable["val_accuracy"].astype(float) * 100,
-        "train": usable["train_accuracy"].astype(float) * 100,
-    }
-    values["gap"] = values["train"] - values["val"]
-    setup = base_setup(members.iloc[0])
-    row: dict[str, Any] = {
-        "variant": group, "alias": ", ".join(sorted(members["alias"].dropna().unique())),
-        "label": row_label(group, members, short=False),
-        "short_label": row_label(group, members, short=True),
-        "model4_base": setup[0] if setup else "",
-        "n": len(usable), "n_runs": len(members),
-        "n_failed": int((members["status"] != "ok").sum()), "n_nan": len(ok) - len(usable),
-        "seeds": json.dumps([int(s) for s in sorted(usable["seed"].dropna().unique())]),
-    }
-    for key, source, _header in ACCURACY_STATS:
-        mean, half, _ = t_interval(values[source])
-        row[f"{key}_mean"], row[f"{key}_ci95"] = mean, half
-        row[f"{key}_std"] = values[source].std(ddof=1) if len(usable) > 1 else math.nan
-    row["points_above_chance"] = row["test_accuracy_pct_mean"] - CHANCE_PCT
-    row["chance_pct"] = CHANCE_PCT
-    for key in ("step_time_ms", "images_per_sec"):
-        series = usable[key].dropna().astype(float)
-        for stat in ("median", "min", "max"):
-            row[f"{key}_{stat}"] = float(getattr(series, stat)()) if len(series) else math.nan
-    for key in ("params_total", "params_trainable"):
-        series = usable[key].dropna().astype(float)
-        row[key] = float(series.median()) if len(series) else math.nan
-    return row
-
-
-def left_out(runs: pd.DataFrame) -> list[str]:
-    """'augmented_cnn seed 2' for each finished run whose accuracy is NaN."""
-    ok = ok_runs(runs)
-    return [f"{row['variant']} seed {row['seed']}" for _, row in ok[~_usable(ok)].iterrows()]
-
-
 # ---------------------------------------------------------------- display
 
 
@@ -170,7 +80,7 @@ def display_cell(row: dict[str, Any], key: str) -> str:
     if key == "images":
         return number(row["images_per_sec_median"], 0)
     if key == "params":
-        return "" if _missing(row["params_total"]) else \
+        return "" if is_missing(row["params_total"]) else \
             f"{int(row['params_total']):,} / {int(row['params_trainable']):,}"
     return f"{row['n_failed']} / {row['n_nan']}"
 

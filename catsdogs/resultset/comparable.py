@@ -9,13 +9,13 @@ compare) groups runs through here, so they all show the same rows.
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import pandas as pd
 
 from catsdogs.errors import UsageError
+from catsdogs.resultset.schema import is_missing
 
 #: Columns added here; not part of the schema (SOURCE, the folder a row was read from, is
 #: added by the loader in catsdogs.resultset.store).
@@ -46,10 +46,6 @@ BASE_FROZEN_RANDOM = ("NOT pretrained: frozen random base, chance by constructio
                       "frozen random base")
 
 
-def _missing(value: Any) -> bool:
-    return value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
-
-
 def base_setup(row: Any) -> tuple[str, str] | None:
     """(long label, short tag) of model4's base for one run, None for models 1-3.
 
@@ -62,14 +58,14 @@ def base_setup(row: Any) -> tuple[str, str] | None:
     if row.get("pretrained") is True:
         return BASE_PRETRAINED if row.get("weights") == "imagenet" else BASE_FILE
     frozen = row.get("params_non_trainable")
-    if not _missing(frozen) and int(frozen) > FROZEN_BASE_MIN_NON_TRAINABLE:
+    if not is_missing(frozen) and int(frozen) > FROZEN_BASE_MIN_NON_TRAINABLE:
         return BASE_FROZEN_RANDOM
     return BASE_SCRATCH
 
 
 def _display(value: Any, column: str) -> str:
     """A key's value as people read it in a message or a row label."""
-    if _missing(value):
+    if is_missing(value):
         return "all" if column == "limit" else "none"
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -178,3 +174,22 @@ def ordered_groups(runs: pd.DataFrame) -> list[str]:
 def ok_runs(runs: pd.DataFrame) -> pd.DataFrame:
     """Runs that finished: only these enter means, tests and plots."""
     return runs[runs["status"] == "ok"]
+
+
+def duplicate_seeds(runs: pd.DataFrame, by: str = "variant") -> dict[tuple[Any, int], int]:
+    """(value of `by`, seed) -> count, for every seed recorded ok more than once under one
+    value of `by` (a variant of one side or release, a table row), in the order they first
+    appear. The one duplicate rule: a seed counted twice fakes agreement between seeds."""
+    counts = ok_runs(runs).groupby([by, "seed"], sort=False).size()
+    return {(key, int(seed)): int(n) for (key, seed), n in counts.items() if n > 1}
+
+
+def unique(runs: pd.DataFrame, column: str, environments: Sequence[dict[str, Any]] = ()
+           ) -> list[str]:
+    """Distinct non-empty values of a run column, in first-seen order; the environments'
+    value of the same key when no run has one."""
+    values = [str(v) for v in runs[column].dropna().unique() if str(v) != ""] \
+        if column in runs.columns else []
+    if not values:
+        values = [str(env[column]) for env in environments if env.get(column) not in (None, "")]
+    return list(dict.fromkeys(values))

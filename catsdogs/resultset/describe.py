@@ -14,31 +14,22 @@ from typing import Any
 
 import pandas as pd
 
-from catsdogs.options import SMOKE_NOTE as OPTIONS_SMOKE_NOTE
+from catsdogs.constants import SMOKE_EPOCHS
+from catsdogs.constants import SMOKE_NOTE as RUN_SMOKE_NOTE
 from catsdogs.resultset.comparable import (
     GROUP,
-    _missing,
     base_setup,
-    ok_runs,
+    duplicate_seeds,
     short_fingerprint,
+    unique,
     with_groups,
 )
+from catsdogs.resultset.schema import is_missing
 
-#: The report's warning: the run's own note (options.SMOKE_NOTE), in capitals to stand out.
-SMOKE_NOTE = OPTIONS_SMOKE_NOTE.replace("smoke run", "SMOKE RUN", 1)
+#: The report's warning: the run's own note (constants.SMOKE_NOTE), in capitals to stand out.
+SMOKE_NOTE = RUN_SMOKE_NOTE.replace("smoke run", "SMOKE RUN", 1)
 #: A coin flip on the balanced test split: the post's "50% baseline", in percent.
 CHANCE_PCT = 50.0
-
-
-def unique(runs: pd.DataFrame, column: str, environments: Sequence[dict[str, Any]] = ()
-           ) -> list[str]:
-    """Distinct non-empty values of a run column, in first-seen order; the environments'
-    value of the same key when no run has one."""
-    values = [str(v) for v in runs[column].dropna().unique() if str(v) != ""] \
-        if column in runs.columns else []
-    if not values:
-        values = [str(env[column]) for env in environments if env.get(column) not in (None, "")]
-    return list(dict.fromkeys(values))
 
 
 def seeds(runs: pd.DataFrame) -> list[int]:
@@ -71,16 +62,17 @@ def datasets(runs: pd.DataFrame) -> list[str]:
                                                                          row["dataset"])
         text = f"{kind} ({official}, fingerprint {short_fingerprint(row['dataset_fingerprint'])})"
         limit = row["limit"]
-        text += ", all images" if _missing(limit) else \
+        text += ", all images" if is_missing(limit) else \
             f", --limit {int(limit)} images per class per split"
         out.append(text)
     return list(dict.fromkeys(out))
 
 
 def is_smoke(runs: pd.DataFrame) -> bool:
-    """Synthetic data, --limit or < 5 epochs: numbers that test the pipeline, not models."""
+    """Synthetic data, --limit or fewer than SMOKE_EPOCHS epochs: numbers that test the
+    pipeline, not models (the rule options.BenchOptions.smoke applies before a run)."""
     return bool((runs["dataset"] == "synthetic").any() or runs["limit"].notna().any()
-                or (runs["epochs"].dropna() < 5).any())
+                or (runs["epochs"].dropna() < SMOKE_EPOCHS).any())
 
 
 def base_warnings(runs: pd.DataFrame) -> list[str]:
@@ -143,8 +135,8 @@ def failures(runs: pd.DataFrame, limit: int = 3) -> list[str]:
 
 def duplicates(runs: pd.DataFrame) -> list[str]:
     """Seeds recorded ok more than once in one table row, e.g. the same shard run twice."""
-    counts = ok_runs(with_groups(runs)).groupby([GROUP, "seed"]).size()
-    return [f"{group} seed {seed} x{n}" for (group, seed), n in counts.items() if n > 1]
+    return [f"{group} seed {seed} x{n}"
+            for (group, seed), n in sorted(duplicate_seeds(with_groups(runs), GROUP).items())]
 
 
 def provenance_items(runs: pd.DataFrame, environments: Sequence[dict[str, Any]],

@@ -1,7 +1,7 @@
 """The result-set format: every column's type and unit, and the columns of each version.
 
-One place says what a result set holds, so the writer (record.py), the loader
-(record.py), and results/README.md (a test compares them) cannot drift apart: adding a
+One place says what a result set holds, so the writer (store.py), the loader
+(store.py), and results/README.md (a test compares them) cannot drift apart: adding a
 column is one edit here, a new version in `SCHEMAS`, and one line in the README. The
 typing of a cell and the checks of a row belong to the format, so they are here too.
 """
@@ -10,12 +10,21 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import math
 import re
 from typing import Any, Iterable
+
+import pandas as pd
 
 from catsdogs.errors import ResultsError
 
 SCHEMA_VERSION = 3
+
+
+def is_missing(value: Any) -> bool:
+    """A blank cell as the loader types it (None, pandas' NA or NaN): the one test every
+    renderer and rule uses, so "no value" is never confused with 0 or an empty text."""
+    return value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -170,8 +170,8 @@ def interleaved(run: Callable[[str], dict[str, Any]], sides: tuple[str, str], la
     return results
 
 
-def compare(results: dict[str, list[dict[str, Any]]],
-            epochs: Callable[[dict[str, Any]], list[float]] = timed_epochs) -> dict[str, float]:
+def ratios(results: dict[str, list[dict[str, Any]]],
+           epochs: Callable[[dict[str, Any]], list[float]] = timed_epochs) -> dict[str, float]:
     """Per side, the median of all its timed epochs; `noise`: how far apart runs of the
     same side came out (relative spread of their medians), what the machine resolves."""
     medians, noise = {}, 0.0
@@ -233,7 +233,7 @@ def pipeline_epochs(variant: str, new_splits: Callable[[], Any], layout: Path, *
         return train_run(variant, splits, seed=seed, config=config)
 
     alias = get_variant(variant).alias
-    times = compare(interleaved(run, ("post", "ours"), f"{alias} epochs", progress))
+    times = ratios(interleaved(run, ("post", "ours"), f"{alias} epochs", progress))
     return {f"{alias}_post_epoch_s": times["post"], f"{alias}_ours_epoch_s": times["ours"],
             f"{alias}_epoch_ratio": times["ours"] / times["post"],
             f"{alias}_epoch_noise_pct": 100.0 * times["noise"]}
@@ -281,7 +281,7 @@ def timing_overhead(new_splits: Callable[[], Any], *, seed: int, config,
         return dict(result, steps_per_epoch=len(short.train), cpu_s=probe.epoch_cpu_s[1:])
 
     results = interleaved(run, ("on", "off"), "timing callback", progress, ABBA * TIMING_ABBAS)
-    times, cpu = compare(results), compare(results, lambda result: result["cpu_s"])
+    times, cpu = ratios(results), ratios(results, lambda result: result["cpu_s"])
     # Each run of one side next to a run of the other: the ratio within such a pair is
     # free of slow changes in the machine's load; the median of the pairs is judged.
     pairs = [100.0 * (statistics.median(on["cpu_s"]) / statistics.median(off["cpu_s"]) - 1.0)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import resource
-import sys
 import time
 from typing import Any, Callable
 
@@ -310,8 +309,3 @@ def train_run(variant: str, splits, *, seed: int, config: TrainConfig = TrainCon
     del model
     keras.backend.clear_session()
     return result
-
-
-def print_progress(line: str) -> None:
-    """Default progress sink: stderr, flushed, so it interleaves well with pytest -s."""
-    print(line, file=sys.stderr, flush=True)

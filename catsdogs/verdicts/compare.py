@@ -8,8 +8,8 @@ time (unpaired) with the rule of `catsdogs.stats` (regression, improvement, unch
 inconclusive; docs/verdicts.md says it in plain words). Sides load in catsdogs.verdicts.side.
 Accuracy of a variant whose paired runs are identical is `identical`: no test needed.
 
-This module loads, checks and decides, returning dataclasses; `render_text` and
-`to_json` format them. Exit codes: 1 on any regression, else 0; with strict, 3 when
+This module loads, checks and decides, returning dataclasses; catsdogs.verdicts.output
+renders them (text, HTML, JSON). Exit codes: 1 on any regression, else 0; with strict, 3 when
 something is inconclusive; 2 (UsageError) for unusable input.
 """
 
@@ -22,12 +22,12 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from tabulate import tabulate
 
 from catsdogs import stats
 from catsdogs.errors import UsageError
-from catsdogs.resultset.comparable import check_comparable, variant_order
-from catsdogs.resultset.describe import unique, verdict_scope
+from catsdogs.options import VERDICT_LIMITS
+from catsdogs.resultset.comparable import check_comparable, duplicate_seeds, unique, variant_order
+from catsdogs.resultset.describe import verdict_scope
 from catsdogs.verdicts.identity import Identity, identity, seed_pairs
 from catsdogs.verdicts.side import Side
 
@@ -100,7 +100,7 @@ class Comparison:
     lost: list[str]  # variants whose candidate runs all failed: regressions
     not_compared: list[str]
     notes: list[str]
-    scope: list[str] = dataclasses.field(default_factory=list)  # scope.verdict_scope
+    scope: list[str] = dataclasses.field(default_factory=list)  # describe.verdict_scope
 
     def verdicts(self) -> list[MetricVerdict]:
         return [m for result in self.results for m in result.metrics]
@@ -142,7 +142,7 @@ def _scored(run: pd.Series) -> bool:
 
 
 def _has_duplicate_seed(side: Side, variant: str) -> bool:
-    return bool(side.ok(variant)["seed"].duplicated().any())
+    return bool(duplicate_seeds(side.ok(variant)))
 
 
 def accuracy_contrast(variant: str, base: Side, candidate: Side) -> MetricVerdict:
@@ -223,18 +223,20 @@ def decide(results: Sequence[VariantResult], alpha: float) -> int:
 
 
 def check_parameters(alpha: float, min_change: float, max_slowdown: float) -> None:
-    if not 0 < alpha < 0.5:
-        raise UsageError(f"--alpha: expected a number between 0 and 0.5, got {alpha!r}")
-    if not 0 <= min_change < 100:
-        raise UsageError(f"--min-change: expected accuracy points in [0, 100), got "
-                         f"{min_change!r}")
-    if not 0 <= max_slowdown <= 1000:
-        raise UsageError(f"--max-slowdown: expected a percentage in [0, 1000], got "
-                         f"{max_slowdown!r}")
+    """The rule's three numbers within the bounds the CLI enforces (options.VERDICT_LIMITS),
+    for callers that skip the CLI."""
+    for name, value in (("alpha", alpha), ("min_change", min_change),
+                        ("max_slowdown", max_slowdown)):
+        VERDICT_LIMITS[name].check(value)
 
 
-def compare_sides(base: Side, candidate: Side, *, alpha: float = 0.05,
-                  min_change: float = 1.0, max_slowdown: float = 10.0,
+#: The rule's defaults, from the one table of verdict options.
+ALPHA, MIN_CHANGE, MAX_SLOWDOWN = (VERDICT_LIMITS[name].default
+                                   for name in ("alpha", "min_change", "max_slowdown"))
+
+
+def compare_sides(base: Side, candidate: Side, *, alpha: float = ALPHA,
+                  min_change: float = MIN_CHANGE, max_slowdown: float = MAX_SLOWDOWN,
                   notes: Sequence[str] = ()) -> Comparison:
     """Compare each variant present on both sides. Raises UsageError when no variant is."""
     check_parameters(alpha, min_change, max_slowdown)
@@ -264,8 +266,9 @@ def compare_sides(base: Side, candidate: Side, *, alpha: float = 0.05,
                       verdict_scope(pd.concat([base.runs, candidate.runs], ignore_index=True)))
 
 
-def compare(base: Sequence[Path], candidate: Sequence[Path], *, alpha: float = 0.05,
-            min_change: float = 1.0, max_slowdown: float = 10.0, allow_mixed: bool = False,
+def compare(base: Sequence[Path], candidate: Sequence[Path], *, alpha: float = ALPHA,
+            min_change: float = MIN_CHANGE, max_slowdown: float = MAX_SLOWDOWN,
+            allow_mixed: bool = False,
             allow_duplicates: bool = False) -> Comparison:
     """Load and check both sides (exit-2 errors before any test), then `compare_sides`."""
     check_parameters(alpha, min_change, max_slowdown)
@@ -288,186 +291,3 @@ def _setting_notes(base: Side, candidate: Side) -> list[str]:
             notes.append(f"note: {column} differs (base {b}, candidate {c}); step times "
                          "compare that too")
     return notes
-
-
-# ---------------------------------------------------------------- rendering
-
-
-def _num(value: float | None, pattern: str) -> str:
-    return "" if value is None or math.isnan(value) else pattern.format(value)
-
-
-def verdict_record(item: MetricVerdict) -> dict[str, Any]:
-    """One variant and metric as numbers in the metric's reading unit (JSON and table)."""
-    metric = METRICS[item.metric]
-    judgement = item.judgement
-    record: dict[str, Any] = {
-        "variant": item.variant, "metric": item.metric, "unit": metric.unit,
-        "n_base": item.base.n if item.base else 0,
-        "n_candidate": item.candidate.n if item.candidate else 0,
-        "base_estimate": metric.shown(item.base.mean) if item.base else None,
-        "candidate_estimate": metric.shown(item.candidate.mean) if item.candidate else None,
-        "analysis": item.contrast.analysis if item.difference else None,
-        "n_pairs": (item.contrast.n if item.difference
-                    and item.contrast.analysis == stats.PAIRED else 0),
-        "change": None, "interval": None, "interval_level": None, "p": None,
-        "p_adjusted": item.p_adjusted, "df": None,
-        "threshold": metric.shown(item.threshold), "detectable": None,
-        "seeds_needed": None, "verdict": item.verdict, "reasons": list(item.reasons)}
-    if item.difference is not None and judgement is not None:
-        low, high = judgement.interval
-        record.update({
-            "change": metric.shown(item.difference.estimate),
-            "interval": (None if math.isnan(low)
-                         else [metric.shown(low), metric.shown(high)]),
-            "interval_level": judgement.interval_level, "p": item.difference.p,
-            "df": None if math.isinf(item.difference.df) else item.difference.df,
-            "detectable": (None if math.isnan(judgement.detectable)
-                           else metric.shown(judgement.detectable)),
-            "seeds_needed": judgement.seeds_needed})
-    return record
-
-
-def _row(item: MetricVerdict, ident: Identity) -> dict[str, str]:
-    record = verdict_record(item)
-    step = item.metric == STEP
-    estimate = "{:.1f} ms" if step else "{:.1f}%"
-    change = "x{:.3f}" if step else "{:+.1f}"
-    interval = record["interval"] or [None, None]
-    return {
-        "variant": item.variant, "metric": "step time" if step else "test accuracy",
-        "numerics": "" if step else ident.text(),
-        "n": f"{record['n_base']}/{record['n_candidate']}",
-        "base": _num(record["base_estimate"], estimate),
-        "candidate": _num(record["candidate_estimate"], estimate),
-        "change": _num(record["change"], change),
-        "interval": (f"{_num(interval[0], change)} to {_num(interval[1], change)}"
-                     if record["interval"] else ""),
-        "Holm p": _num(record["p_adjusted"], "{:.3g}"),
-        "detectable": _num(record["detectable"], "x{:.3f}" if step else "±{:.1f}"),
-        "verdict": item.verdict}
-
-
-def _table_rows(comparison: Comparison) -> list[dict[str, str]]:
-    """One display row per variant and metric, for every renderer."""
-    return [_row(item, result.identity) for result in comparison.results
-            for item in result.metrics]
-
-
-def _reasons(comparison: Comparison) -> list[tuple[str, str]]:
-    """(verdict, why) per variant and metric, then each lost variant as a regression."""
-    return ([(item.verdict, f"{item.variant} {item.metric.replace('_', ' ')}: "
-              + "; ".join(item.reasons)) for item in comparison.verdicts()]
-            + [("regression", text) for text in comparison.lost])
-
-
-def _counts(comparison: Comparison) -> str:
-    return ", ".join(f"{comparison.count(v)} {v}" for v in stats.VERDICTS + ("identical",))
-
-
-def render_text(comparison: Comparison, fmt: str = "github") -> str:
-    """The human report: header, one table row per variant and metric, the reasons."""
-    lines = [f"base:      {_describe(comparison.base)}",
-             f"candidate: {_describe(comparison.candidate)}",
-             *comparison.scope,
-             (f"rule: regression/improvement = change beyond {comparison.min_change:g} pts "
-              f"accuracy or x{1 + comparison.max_slowdown / 100:.2f} step time AND Holm p < "
-              f"{comparison.alpha:g} over {comparison.tests} tests; unchanged = "
-              f"{1 - 2 * comparison.alpha:.0%} interval inside the threshold; else "
-              "inconclusive (docs/verdicts.md)"), ""]
-    rows = _table_rows(comparison)
-    if rows:
-        lines += [tabulate(rows, headers="keys", tablefmt="github" if fmt == "github"
-                           else "plain", disable_numparse=True), ""]
-    lines += [f"{verdict.upper() if verdict == 'regression' else verdict} {why}"
-              for verdict, why in _reasons(comparison)]
-    if comparison.not_compared:
-        lines.append("not compared: " + ", ".join(comparison.not_compared))
-    lines += comparison.notes
-    lines.append(f"result: {_counts(comparison)}; {len(comparison.lost)} lost variant(s)")
-    return "\n".join(lines)
-
-
-def render_html(comparison: Comparison) -> str:
-    """The verdicts as an HTML fragment for the report's comparison section: the same rows
-    and reasons as `render_text`, every cell escaped (result-set names are user text)."""
-    from html import escape
-
-    rows = _table_rows(comparison)
-    head = ("<p>base: " + escape(_describe(comparison.base)) + "<br>candidate: "
-            + escape(_describe(comparison.candidate)) + "</p>"
-            + "".join(f"<p>{escape(line)}</p>" for line in comparison.scope))
-    if not rows:
-        return head + "<p>No variant is on both sides.</p>"
-    table = ["<table><thead><tr>", *[f"<th>{escape(key)}</th>" for key in rows[0]],
-             "</tr></thead><tbody>"]
-    for row in rows:
-        table += ["<tr>", *[f"<td>{escape(cell)}</td>" for cell in row.values()], "</tr>"]
-    table.append("</tbody></table>")
-    reasons = [f"<li><b>{escape(verdict)}</b> {escape(why)}</li>"
-               for verdict, why in _reasons(comparison)]
-    return (head + "".join(table) + "<ul>" + "".join(reasons) + "</ul>"
-            + f"<p>result: {escape(_counts(comparison))} (rule: docs/verdicts.md)</p>")
-
-
-def detectable_markdown(rows: Sequence[dict[str, float]]) -> str:
-    """stats.smallest_detectable_table as the Markdown table in docs/verdicts.md."""
-    paired_spread = f"{stats.TABLE_DROP_SPREAD:g}"
-    accuracy = {"drop_pts_paired_spread_0": "drop, paired, drops agree (pts)",
-                f"drop_pts_paired_spread_{paired_spread}":
-                    f"drop, paired, drop sd {paired_spread} pts (pts)",
-                "drop_pts_unpaired_spread_0": "drop, unpaired, seeds agree (pts)",
-                "drop_pts_unpaired_spread_binomial": "drop, unpaired, seed sd = binomial sd (pts)"}
-    step_keys = [key for key in rows[0] if key.startswith("slowdown_pct_spread_")]
-    headers = (["seeds per side"] + list(accuracy.values())
-               + [f"slowdown, run-to-run sd {float(key.rsplit('_', 1)[1]):.0%}"
-                  for key in step_keys])
-    table = [[str(int(row["seeds"]))] + [f"{row[key]:.1f}" for key in accuracy]
-             + [f"{row[key]:.0f}%" for key in step_keys] for row in rows]
-    return tabulate(table, headers=headers, tablefmt="github", disable_numparse=True)
-
-
-def _describe(info: dict[str, Any]) -> str:
-    return (f"{', '.join(info['result_sets'])} (TF {', '.join(info['tf_versions']) or '?'}, "
-            f"Keras {', '.join(info['keras_versions']) or '?'}, "
-            f"{', '.join(info['devices']) or '?'})")
-
-
-def json_records(comparison: Comparison) -> list[dict[str, Any]]:
-    """One object per variant and metric, each carrying both sides' sets and versions."""
-    records = []
-    for result in comparison.results:
-        for item in result.metrics:
-            record = verdict_record(item)
-            record["identity"] = (dataclasses.asdict(result.identity)
-                                  | {"text": result.identity.text()})
-            record["base"], record["candidate"] = comparison.base, comparison.candidate
-            records.append(record)
-    return records
-
-
-def to_json(comparison: Comparison, strict: bool = False) -> dict[str, Any]:
-    """The document `--json PATH` writes (schema in docs/verdicts.md)."""
-    return {"schema": JSON_SCHEMA, "command": "compare", "alpha": comparison.alpha,
-            "min_change_pts": comparison.min_change,
-            "max_slowdown_pct": comparison.max_slowdown, "tests": comparison.tests,
-            "base": comparison.base, "candidate": comparison.candidate,
-            "verdicts": json_records(comparison), "lost": comparison.lost,
-            "not_compared": comparison.not_compared, "notes": comparison.notes,
-            "scope": comparison.scope,
-            "exit_code": comparison.exit_code(strict)}
-
-
-def check_json_path(path: Path | None) -> None:
-    """Before any work: the folder for --json must exist (nothing half-written later)."""
-    if path is not None and not Path(path).parent.is_dir():
-        raise UsageError(f"--json: folder {str(Path(path).parent)!r} does not exist; "
-                         "expected a path in an existing folder")
-
-
-def write_json(path: Path, document: dict[str, Any]) -> None:
-    import json
-
-    from catsdogs.fsutil import atomic_write
-
-    atomic_write(Path(path), json.dumps(document, indent=2, allow_nan=False) + "\n")

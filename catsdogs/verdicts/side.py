@@ -17,8 +17,7 @@ import numpy as np
 import pandas as pd
 
 from catsdogs.errors import ResultsError
-from catsdogs.resultset.comparable import ok_runs
-from catsdogs.resultset.describe import unique
+from catsdogs.resultset.comparable import duplicate_seeds, ok_runs, unique
 from catsdogs.resultset.store import SOURCE, load_result_sets
 
 #: Relative slack when checking runs.csv's step_time_ms against epochs.csv (float rounding).
@@ -99,16 +98,16 @@ class Side:
 
     def check_duplicates(self) -> None:
         """Each (variant, seed) once per side: a seed counted twice fakes agreement."""
+        duplicated = duplicate_seeds(self.runs)
+        if not duplicated:
+            return
+        variant, seed = next(iter(duplicated))
         ok = ok_runs(self.runs)
-        seen: dict[tuple[str, int], pd.Series] = {}
-        for _, run in ok.iterrows():
-            key = (run["variant"], int(run["seed"]))
-            if key in seen:
-                raise ResultsError(
-                    f"{where(run)}: {key[0]} seed {key[1]} is already on the {self.label} "
-                    f"side ({where(seen[key])}); expected each (variant, seed) once per side "
-                    "(pass --allow-duplicates to count both)")
-            seen[key] = run
+        first, again = ok[(ok["variant"] == variant) & (ok["seed"] == seed)].iloc[:2].iterrows()
+        raise ResultsError(
+            f"{where(again[1])}: {variant} seed {seed} is already on the {self.label} "
+            f"side ({where(first[1])}); expected each (variant, seed) once per side "
+            "(pass --allow-duplicates to count both)")
 
     def info(self) -> dict[str, Any]:
         """Result sets and versions, for the header and the JSON."""

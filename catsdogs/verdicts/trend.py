@@ -5,29 +5,32 @@ versions (2.9 < 2.10 < 2.21.0rc1 < 2.21.0), and compares each release with the o
 before it exactly as `compare` does: identity first, then the statistics of
 `catsdogs.stats`, with one Holm correction over every test of the trend. The first
 release whose comparison with its predecessor is a regression or an improvement is the
-step (one release: no trend). Figures: `trend.png`/`trend.pdf`.
+step (one release: no trend). catsdogs.verdicts.output renders it (text, JSON, trend.png/.pdf).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from tabulate import tabulate
 
-from catsdogs import stats
 from catsdogs.errors import UsageError
-from catsdogs.report.figures import save_figure
-from catsdogs.resultset.comparable import check_comparable, ok_runs, variant_order
+from catsdogs.resultset.comparable import (
+    check_comparable,
+    duplicate_seeds,
+    ok_runs,
+    variant_order,
+)
 from catsdogs.resultset.describe import verdict_scope
 from catsdogs.resultset.store import load_result_sets
 from catsdogs.verdicts.compare import (
     ACCURACY,
-    JSON_SCHEMA,
+    ALPHA,
+    MAX_SLOWDOWN,
+    MIN_CHANGE,
     STEP,
     VariantResult,
     accuracy_estimate,
@@ -36,7 +39,6 @@ from catsdogs.verdicts.compare import (
     decide,
     step_estimate,
     thresholds,
-    verdict_record,
 )
 from catsdogs.verdicts.side import Side, with_lines
 
@@ -81,7 +83,7 @@ class Trend:
     tests: int
     duplicates: list[Duplicate]
     notes: list[str]
-    scope: list[str] = dataclasses.field(default_factory=list)  # scope.verdict_scope
+    scope: list[str] = dataclasses.field(default_factory=list)  # describe.verdict_scope
 
     def first_change(self, variant: str) -> tuple[str, list[str]] | None:
         """(release, what changed) of the first regression or improvement, else None."""
@@ -115,13 +117,13 @@ class Duplicate:
 
 
 def _duplicates(release: Release) -> list[Duplicate]:
-    counts = ok_runs(release.side.runs).groupby(["variant", "seed"]).size()
-    return [Duplicate(variant, int(seed), int(n), release.version)
-            for (variant, seed), n in counts.items() if n > 1]
+    return [Duplicate(variant, seed, n, release.version)
+            for (variant, seed), n in sorted(duplicate_seeds(release.side.runs).items())]
 
 
-def build_trend(result_sets: Sequence[Path], *, alpha: float = 0.05, min_change: float = 1.0,
-                max_slowdown: float = 10.0, allow_mixed: bool = False,
+def build_trend(result_sets: Sequence[Path], *, alpha: float = ALPHA,
+                min_change: float = MIN_CHANGE, max_slowdown: float = MAX_SLOWDOWN,
+                allow_mixed: bool = False,
                 allow_duplicates: bool = False) -> Trend:
     """Load, check (step times against epochs.csv; each variant and seed once per
     release unless allow_duplicates, then flagged), and compare neighbouring releases."""
@@ -154,18 +156,6 @@ def build_trend(result_sets: Sequence[Path], *, alpha: float = 0.05, min_change:
                  verdict_scope(runs))
 
 
-# ---------------------------------------------------------------- rendering
-
-
-def _mean_sd(estimate: stats.SideEstimate | None, step: bool) -> str:
-    if estimate is None:
-        return ""
-    if step:
-        return f"{math.exp(estimate.mean):.1f}"
-    sd = f" ± {math.sqrt(estimate.spread_var):.1f}" if estimate.n > 1 else ""
-    return f"{estimate.mean:.1f}{sd}"
-
-
 def trend_rows(trend: Trend) -> list[dict[str, Any]]:
     """Per variant and release: n, accuracy, step time, and the verdicts against the
     release before (numbers, for the table, the plot and the JSON)."""
@@ -190,90 +180,3 @@ def trend_rows(trend: Trend) -> list[dict[str, Any]]:
                 "accuracy_verdict": verdicts.get(ACCURACY, ""),
                 "step_verdict": verdicts.get(STEP, "")})
     return rows
-
-
-def render_text(trend: Trend, fmt: str = "github") -> str:
-    rows = [{"variant": row["variant"], "TF": row["tf_version"], "Keras": row["keras_version"],
-             "n": f"{row['n']}{' DUPLICATE' if row['duplicate'] else ''}",
-             "test acc % (mean ± sd)": _mean_sd(row["accuracy"], False),
-             "step ms": _mean_sd(row["step"], True),
-             "numerics vs previous": row["numerics"],
-             "accuracy vs previous": row["accuracy_verdict"],
-             "step time vs previous": row["step_verdict"]} for row in trend_rows(trend)]
-    lines = [*trend.scope, "",
-             tabulate(rows, headers="keys", tablefmt="github" if fmt == "github" else "plain",
-                      disable_numparse=True), ""]
-    if len(trend.releases) == 1:
-        lines.append(f"one release (TF {trend.releases[0].version}): no trend")
-    else:
-        lines.append(f"releases in order: {' < '.join(r.version for r in trend.releases)}; "
-                     f"each compared with the one before ({trend.tests} tests, Holm, alpha "
-                     f"{trend.alpha:g}; rule in docs/verdicts.md)")
-        for variant in variant_order(r["variant"] for r in rows):
-            first = trend.first_change(variant)
-            lines.append(f"{variant}: " + (f"first change at TF {first[0]} ("
-                                           f"{', '.join(first[1])})" if first
-                                           else "no release changed accuracy or step time "
-                                                "(regression/improvement)"))
-            changed = trend.numerics_changed(variant)
-            if changed:
-                lines.append(f"{variant}: numerics changed at TF " + "; ".join(changed))
-    if trend.duplicates:
-        lines.append("DUPLICATE seeds (--allow-duplicates; counted twice): "
-                     + ", ".join(dup.text() for dup in trend.duplicates))
-    lines += trend.notes
-    return "\n".join(lines)
-
-
-def to_json(trend: Trend) -> dict[str, Any]:
-    """The document `trend --json PATH` writes (schema in docs/verdicts.md)."""
-    verdicts = []
-    by_version = {release.version: release.info() for release in trend.releases}
-    for step in trend.steps:
-        for result in step.results:
-            for item in result.metrics:
-                record = verdict_record(item)
-                record["identity"] = (dataclasses.asdict(result.identity)
-                                      | {"text": result.identity.text()})
-                record["base"], record["candidate"] = by_version[step.before], \
-                    by_version[step.after]
-                verdicts.append(record)
-    variants = variant_order(r["variant"] for r in trend_rows(trend))
-    return {"schema": JSON_SCHEMA, "command": "trend", "alpha": trend.alpha,
-            "min_change_pts": trend.min_change, "max_slowdown_pct": trend.max_slowdown,
-            "tests": trend.tests, "releases": [r.version for r in trend.releases],
-            "verdicts": verdicts,
-            "first_change": {v: (trend.first_change(v) or (None,))[0] for v in variants},
-            "numerics_changed": {v: trend.numerics_changed(v) for v in variants},
-            "duplicates": [dataclasses.asdict(dup) for dup in trend.duplicates],
-            "notes": trend.notes, "scope": trend.scope}
-
-
-def trend_series(trend: Trend) -> dict[str, dict[str, Any]]:
-    """Per variant, what the trend figure draws: release positions, each release's
-    per-seed test accuracies (%) and step times (ms), and where its numerics changed."""
-    position = {release.version: i for i, release in enumerate(trend.releases)}
-    variants = variant_order(pd.concat([r.side.runs["variant"] for r in trend.releases]))
-    series: dict[str, dict[str, Any]] = {}
-    for variant in variants:
-        data: dict[str, Any] = {"x": [], "accuracy": [], "step": [], "changed": []}
-        for release in trend.releases:
-            ok = release.side.ok(variant)
-            if ok.empty:
-                continue
-            data["x"].append(position[release.version])
-            data["accuracy"].append(list(ok["test_accuracy"].astype(float) * 100))
-            data["step"].append(list(ok["step_time_ms"].dropna().astype(float)))
-        changed = {text.split(" ", 1)[0] for text in trend.numerics_changed(variant)}
-        data["changed"] = [position[v] for v in changed if position[v] in data["x"]]
-        series[variant] = data
-    return series
-
-
-def trend_plot(trend: Trend, out: Path) -> list[Path]:
-    """trend.png/.pdf: accuracy and step time over releases (catsdogs.report.figures.draw_trend)."""
-    from catsdogs.report.figures import draw_trend
-
-    runs = pd.concat([release.side.runs for release in trend.releases], ignore_index=True)
-    figure = draw_trend([r.version for r in trend.releases], trend_series(trend), runs)
-    return save_figure(figure, out, "trend")
