@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Callable
 
 from catsdogs import __version__
-from catsdogs.constants import SMOKE_NOTE
+from catsdogs.constants import ALLOW_DIFFERENT_MACHINES, SMOKE_NOTE
 from catsdogs.errors import UsageError
 from catsdogs.options import (
     OPTIONS_BY_NAME,
@@ -142,7 +142,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     if args.baseline:
         from catsdogs.verdicts import compare, output
         verdicts_html = output.compare_html(compare.compare(
-            [Path(p) for p in args.baseline], result_sets, allow_mixed=args.allow_mixed))
+            [Path(p) for p in args.baseline], result_sets, allow_mixed=args.allow_mixed,
+            allow_different_machines=args.allow_different_machines))
     print(render_report(result_sets, fmt=args.format, verdicts_html=verdicts_html,
                         out=Path(args.out) if args.out else None, allow_mixed=args.allow_mixed,
                         data_dir=Path(args.data_dir) if args.data_dir else None,
@@ -172,7 +173,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     result = compare.compare(base, candidate,
                              alpha=args.alpha, min_change=args.min_change,
                              max_slowdown=args.max_slowdown, allow_mixed=args.allow_mixed,
-                             allow_duplicates=args.allow_duplicates)
+                             allow_duplicates=args.allow_duplicates,
+                             allow_different_machines=args.allow_different_machines)
     if json_path:
         output.write_json(json_path, output.compare_json(result, strict=args.strict))
     print(output.compare_text(result, args.format))
@@ -188,7 +190,8 @@ def cmd_trend(args: argparse.Namespace) -> int:
     paths = [Path(p) for p in args.result_sets]
     built = trend.build_trend(paths, alpha=args.alpha, min_change=args.min_change,
                               max_slowdown=args.max_slowdown, allow_mixed=args.allow_mixed,
-                              allow_duplicates=args.allow_duplicates)
+                              allow_duplicates=args.allow_duplicates,
+                              allow_different_machines=args.allow_different_machines)
     if json_path:
         output.write_json(json_path, output.trend_json(built))
     folder = output_dir(Path(args.out) if args.out else None, paths)
@@ -253,6 +256,15 @@ def _verdict_options(parser: argparse.ArgumentParser) -> None:
                         help="combine non-comparable rows, marked as such")
     parser.add_argument("--allow-duplicates", action="store_true",
                         help="accept a (variant, seed) twice on one side or release, flagged")
+    _allow_different_machines(parser)
+
+
+def _allow_different_machines(parser: argparse.ArgumentParser) -> None:
+    """--allow-different-machines, defined once for compare, trend and report --baseline."""
+    parser.add_argument(ALLOW_DIFFERENT_MACHINES, dest="allow_different_machines",
+                        action="store_true",
+                        help="give step-time verdicts between runs of different or "
+                        "unrecorded machines too, labelled as such (default: not comparable)")
 
 
 DESCRIPTION = """\
@@ -355,6 +367,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "table and links to every figure (e.g. results/README.md)")
     report.add_argument("--allow-mixed", action="store_true",
                         help="combine non-comparable rows, marked as such")
+    _allow_different_machines(report)
     report.add_argument("--data-dir", metavar="DIR", type=_user_path,
                         help="dataset for the sample figures")
     report.add_argument("--no-samples", action="store_true", help="draw no pictures of the "

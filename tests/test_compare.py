@@ -171,10 +171,17 @@ def test_the_committed_real_set_against_itself_exits_0_without_same(capsys):
     out = capsys.readouterr().out
     assert "same" not in out
     result = compare([REAL_SET], [REAL_SET])
-    assert set(verdicts(result).values()) <= {"inconclusive", "unchanged", "identical"}
     assert verdicts(result)[("baseline_cnn", "test_accuracy")] == "identical"
     (step,) = [m for m in result.verdicts() if m.metric == "step_time"]
-    assert "spread over seeds is unknown" in step.reasons[0]
+    # A schema 1 set records no machine: its step times are compared with nothing ...
+    assert step.verdict == "not comparable"
+    assert step.reasons[0].startswith("not comparable: machine not recorded (base 1 of 1 run(s), "
+                                      "candidate 1 of 1 run(s); sets written before")
+    # ... unless the user opts in, and then the verdict says so.
+    allowed = compare([REAL_SET], [REAL_SET], allow_different_machines=True)
+    (step,) = [m for m in allowed.verdicts() if m.metric == "step_time"]
+    assert step.verdict == "inconclusive" and "spread over seeds is unknown" in step.reasons[0]
+    assert any("compared anyway (--allow-different-machines)" in r for r in step.reasons)
 
 
 # ---------------------------------------------------------------- identity

@@ -64,8 +64,8 @@ def test_a_run_is_contended_above_the_share_over_its_timed_epochs():
 def test_a_busy_neighbour_on_our_cpu_shows_as_others_time():
     """The real counters: a CPU-bound process pinned to CPU 0 while this one sleeps shows
     as about its run time of others' CPU time on CPU 0, and as none of ours."""
-    child = subprocess.Popen(["taskset", "-c", "0", sys.executable, "-c",
-                              "import time\nend = time.time() + 1.5\nwhile time.time() < end: pass"])
+    spin = "import time\nend = time.time() + 1.5\nwhile time.time() < end: pass"
+    child = subprocess.Popen(["taskset", "-c", "0", sys.executable, "-c", spin])
     try:
         time.sleep(0.2)  # let it start
         start = contention.take_sample([0])

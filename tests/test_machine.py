@@ -82,7 +82,8 @@ def _facts_in_subprocess(*prefix: str) -> dict:
     """machine_facts() of a new process started under `prefix` (e.g. taskset -c 0)."""
     import json
 
-    code = "import json; from catsdogs.training import machine; print(json.dumps(machine.machine_facts()))"
+    code = ("import json; from catsdogs.training import machine; "
+            "print(json.dumps(machine.machine_facts()))")
     out = subprocess.run([*prefix, sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, env=dict(os.environ, PYTHONPATH=str(Path.cwd())))
     return json.loads(out.stdout)
@@ -194,7 +195,8 @@ def test_the_fingerprint_changes_with_each_fact_that_changes_kernels_or_speed(fa
 
 def test_the_fingerprint_ignores_which_cpus_and_the_exact_memory():
     base = machine.machine_facts(**STAND_IN)
-    assert machine.machine_facts(**dict(STAND_IN, cpus=[2, 3]))["fingerprint"] == base["fingerprint"]
+    other_cpus = machine.machine_facts(**dict(STAND_IN, cpus=[2, 3]))
+    assert other_cpus["fingerprint"] == base["fingerprint"]
     near = dict(STAND_IN, memory_bytes=25 * 2**30 - 10 * 2**20)  # 10 MiB less, same GiB
     assert machine.machine_facts(**near)["fingerprint"] == base["fingerprint"]
     assert machine.machine_facts(**STAND_IN) == base  # the same machine, the same facts

@@ -2,11 +2,11 @@
 
 Every result row and every pytest-benchmark machine_info carries these, so a pasted
 figure can always be traced to the TensorFlow, Keras, CUDA/cuDNN, GPU, machine
-(catsdogs.training.machine: CPU, its features, usable CPUs, settings; a fingerprint in
-every row) and commit that produced it. Collecting facts never fails a run: unknown facts are recorded as empty.
-The one refusal is deliberate: `check_expected_tf`, when the TensorFlow imported is not
-the release the environment names (CATSDOGS_EXPECT_TF), since every fact would then
-name the wrong release.
+(catsdogs.training.machine: CPU, its features, usable CPUs, settings; a fingerprint
+in every row) and commit that produced it. Collecting facts never fails a run: unknown
+facts are recorded as empty. The one refusal is deliberate: `check_expected_tf`, when
+the TensorFlow imported is not the release the environment names (CATSDOGS_EXPECT_TF),
+since every fact would then name the wrong release.
 """
 
 from __future__ import annotations

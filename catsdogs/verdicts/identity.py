@@ -39,14 +39,18 @@ class Identity:
     base_value: float | None = None
     candidate_value: float | None = None
     seed: int | None = None
+    #: The machine facts that differ between the sides (resultset.machines), when they do.
+    machines: str | None = None
 
     def text(self) -> str:
         if self.status == "identical":
             return f"identical ({self.pairs} paired seed{'s' * (self.pairs != 1)})"
         if self.status == "diverged":
             where = f"epoch {self.epoch}" if self.epoch is not None else "the test metrics"
+            across = (f"; on different machines ({self.machines}): bit-identical numerics "
+                      "are not expected across them" if self.machines else "")
             return (f"diverged at {where} ({self.metric}, {self.base_value!r} -> "
-                    f"{self.candidate_value!r}; seed {self.seed})")
+                    f"{self.candidate_value!r}; seed {self.seed}){across}")
         if self.status == "unchecked":
             return "not checked (GPU run without --deterministic)"
         return "no paired runs (no seed with the same configuration on both sides)"

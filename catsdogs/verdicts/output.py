@@ -24,6 +24,8 @@ from catsdogs.errors import UsageError
 from catsdogs.fsutil import atomic_write
 from catsdogs.markup import html_table
 from catsdogs.resultset.comparable import variant_order
+from catsdogs.resultset.machines import NOT_COMPARABLE
+from catsdogs.training.machine import NOT_RECORDED
 from catsdogs.verdicts.compare import JSON_SCHEMA, METRICS, STEP, Comparison, MetricVerdict
 from catsdogs.verdicts.identity import Identity
 from catsdogs.verdicts.trend import Trend, trend_rows
@@ -99,7 +101,8 @@ def _reasons(comparison: Comparison) -> list[tuple[str, str]]:
 
 
 def _counts(comparison: Comparison) -> str:
-    return ", ".join(f"{comparison.count(v)} {v}" for v in stats.VERDICTS + ("identical",))
+    return ", ".join(f"{comparison.count(v)} {v}"
+                     for v in stats.VERDICTS + ("identical", NOT_COMPARABLE))
 
 
 def compare_text(comparison: Comparison, fmt: str = "github") -> str:
@@ -144,7 +147,8 @@ def compare_html(comparison: Comparison) -> str:
 def _describe(info: dict[str, Any]) -> str:
     return (f"{', '.join(info['result_sets'])} (TF {', '.join(info['tf_versions']) or '?'}, "
             f"Keras {', '.join(info['keras_versions']) or '?'}, "
-            f"{', '.join(info['devices']) or '?'})")
+            f"{', '.join(info['devices']) or '?'}, "
+            f"machine {', '.join(info.get('machines') or [NOT_RECORDED])})")
 
 
 def verdict_entries(results: Sequence[Any], base: dict[str, Any], candidate: dict[str, Any]

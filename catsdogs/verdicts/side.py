@@ -18,6 +18,7 @@ import pandas as pd
 
 from catsdogs.errors import ResultsError
 from catsdogs.resultset.comparable import duplicate_seeds, ok_runs, unique
+from catsdogs.resultset.machines import fingerprints
 from catsdogs.resultset.store import SOURCE, load_result_sets
 
 #: Relative slack when checking runs.csv's step_time_ms against epochs.csv (float rounding).
@@ -110,8 +111,9 @@ class Side:
             "(pass --allow-duplicates to count both)")
 
     def info(self) -> dict[str, Any]:
-        """Result sets and versions, for the header and the JSON."""
+        """Result sets, versions and machine fingerprints, for the header and the JSON."""
         return {"result_sets": list(dict.fromkeys(self.runs["result_set"].dropna())),
                 "tf_versions": unique(self.runs, "tf_version"),
                 "keras_versions": unique(self.runs, "keras_version"),
-                "devices": unique(self.runs, "device")}
+                "devices": unique(self.runs, "device"),
+                "machines": fingerprints(self.runs)}
