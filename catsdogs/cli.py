@@ -79,6 +79,9 @@ def _describe_session(session, todo: list, options: BenchOptions,
             + ", ".join(skipped[:5]) + (", ..." if len(skipped) > 5 else ""))
     if options.smoke:
         say(SMOKE_NOTE)
+    from catsdogs.training.machine import summary
+
+    say(f"machine: {summary(prepared.environment.get('machine'))}")
     say(f"{len(todo)} run(s) of {options.epochs} epoch(s) to go")
 
 

@@ -151,3 +151,19 @@ def test_the_rule_is_data_that_lists_the_runs_it_keeps(tmp_path):
     assert rule.allowed and rule.differences == [] and len(rule.keep) == 2
     assert rule.notes == ["2 contended run(s) left out (base 1, candidate 1): other processes "
                           "and the hypervisor took more than 25% of its CPUs while it trained"]
+
+
+def test_the_report_names_the_machine_and_marks_contended_runs(tmp_path):
+    from catsdogs.report.build import render_report
+
+    busy = write_result_set(tmp_path / "a", variants=ONE, rng=1, contended=[("baseline_cnn", 1)])
+    old = write_result_set(tmp_path / "b", variants=ONE, rng=1, machine=None)
+    printed = render_report([busy], out=tmp_path / "r1", samples=False)
+    page = (tmp_path / "r1" / "index.html").read_text()
+    for text in (printed, page, (tmp_path / "r1" / "table.md").read_text()):
+        assert "CONTENDED: 1 run(s) (baseline_cnn seed 1)" in text
+        assert f"{TEST_MACHINE['fingerprint']}: TestVendor test CPU (family 6 model 1), 2 of 2 " \
+               "CPUs usable" in text
+    render_report([old], out=tmp_path / "r2", samples=False)
+    assert "<dt>machine</dt><dd>not recorded</dd>" in (tmp_path / "r2" / "index.html").read_text()
+    assert "CONTENDED" not in (tmp_path / "r2" / "index.html").read_text()
