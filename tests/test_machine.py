@@ -8,12 +8,12 @@ cgroup text) and against the operating system's own files read independently her
 from __future__ import annotations
 
 import os
-import stat
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from test_gpu_paths import _on_path  # nvidia-smi stand-ins on PATH, as those tests use them
 
 from catsdogs.training import machine
 
@@ -132,18 +132,8 @@ esac
 """
 
 
-def _smi_on_path(monkeypatch, tmp_path: Path, script: str | None) -> None:
-    folder = tmp_path / "bin"
-    folder.mkdir()
-    if script is not None:
-        exe = folder / "nvidia-smi"
-        exe.write_text(script)
-        exe.chmod(exe.stat().st_mode | stat.S_IXUSR)
-    monkeypatch.setenv("PATH", str(folder))
-
-
 def test_gpus_come_from_nvidia_smi_limited_to_the_visible_ones(monkeypatch, tmp_path):
-    _smi_on_path(monkeypatch, tmp_path, FAKE_SMI)
+    _on_path(monkeypatch, tmp_path, FAKE_SMI)
     both = machine.gpu_facts(machine.query_gpus(), None)
     assert both["gpu_count"] == 2 and both["gpu_driver"] == "550.54.15"
     assert both["gpus"][0] == {"model": "NVIDIA H100 80GB HBM3", "memory_mib": 81559,
@@ -156,7 +146,7 @@ def test_gpus_come_from_nvidia_smi_limited_to_the_visible_ones(monkeypatch, tmp_
 
 
 def test_an_old_driver_without_compute_cap_and_no_driver_at_all(monkeypatch, tmp_path):
-    _smi_on_path(monkeypatch, tmp_path, OLD_SMI)
+    _on_path(monkeypatch, tmp_path, OLD_SMI)
     old = machine.gpu_facts(machine.query_gpus(), None)
     assert old["gpus"] == [{"model": "Tesla V100-SXM2-16GB", "memory_mib": 16160,
                             "compute_capability": ""}] and old["gpu_driver"] == "470.57.02"
