@@ -167,3 +167,14 @@ def test_the_report_names_the_machine_and_marks_contended_runs(tmp_path):
     render_report([old], out=tmp_path / "r2", samples=False)
     assert "<dt>machine</dt><dd>not recorded</dd>" in (tmp_path / "r2" / "index.html").read_text()
     assert "CONTENDED" not in (tmp_path / "r2" / "index.html").read_text()
+
+
+def test_a_divergence_is_not_put_on_machines_that_differ_only_in_memory(base, tmp_path):
+    """Memory changes speed, not kernels: runs that part on machines differing only in it
+    are not excused by the machine, and the step time still names the difference."""
+    bigger = stand_in_machine(memory_bytes=64 * 2**30)
+    other = copy_result_set(base, tmp_path / "c", accuracy_shift=-0.05, machine=bigger)
+    result = compare([base], [other])
+    assert result.results[0].identity.machines is None
+    assert _step(result).reasons[0].startswith("not comparable: different machines (memory "
+                                               "GiB 8 vs 64)")

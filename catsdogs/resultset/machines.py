@@ -35,7 +35,13 @@ from catsdogs.errors import ResultsError
 from catsdogs.resultset.schema import ENVIRONMENT_JSON, is_missing
 from catsdogs.resultset.store import SOURCE, read_environment
 from catsdogs.training.contention import CONTENDED_SHARE
-from catsdogs.training.machine import NOT_RECORDED, differences, summary
+from catsdogs.training.machine import (
+    FINGERPRINT_FACTS,
+    KERNEL_FACTS,
+    NOT_RECORDED,
+    differences,
+    summary,
+)
 
 NOT_COMPARABLE = "not comparable"
 #: How a contended run is named wherever it is marked.
@@ -49,8 +55,9 @@ class SpeedRule:
 
     `allowed`: a verdict may be given (over the runs in `keep`); else `reason` is the
     step-time line. `differences`: the machine facts that differ between the sides ([]
-    on one machine, or when not recorded). `notes`: what the verdict's reasons must say
-    (contended runs left out; machines allowed to differ)."""
+    on one machine, or when not recorded), `kernel_differences` those that change
+    numerics. `notes`: what the verdict's reasons must say (contended runs left out;
+    machines allowed to differ)."""
 
     allowed: bool
     reason: str | None
@@ -58,6 +65,9 @@ class SpeedRule:
     keep: set[tuple[str, str]]  # (source, run_id) of the runs whose step times count
     notes: list[str] = dataclasses.field(default_factory=list)
     across_machines: bool = False  # compared across machines (allowed by the flag)
+    #: The differences that change numerics (machine.KERNEL_FACTS): what a divergence
+    #: across these machines is named with; [] when only speed facts differ.
+    kernel_differences: list[str] = dataclasses.field(default_factory=list)
 
 
 @functools.lru_cache(maxsize=256)
@@ -99,17 +109,19 @@ def _facts_by_fingerprint(runs: pd.DataFrame) -> dict[str, dict[str, Any]]:
     return found
 
 
-def machine_differences(base: pd.DataFrame, candidate: pd.DataFrame) -> list[str]:
-    """What differs between the machines of two sides' runs: the facts, when each side ran
-    on one machine whose facts are recorded; else the fingerprints of each side. [] when
-    all runs share one machine or a side records none."""
+def machine_differences(base: pd.DataFrame, candidate: pd.DataFrame,
+                        keys: tuple[str, ...] = FINGERPRINT_FACTS) -> list[str]:
+    """What differs between the machines of two sides' runs: the facts among `keys`, when
+    each side ran on one machine whose facts are recorded; else the fingerprints of each
+    side. [] when all runs share one machine or a side records none."""
     b_prints, c_prints = fingerprints(base), fingerprints(candidate)
     if NOT_RECORDED in b_prints + c_prints or len(set(b_prints + c_prints)) <= 1:
         return []
     facts = _facts_by_fingerprint(pd.concat([base, candidate], ignore_index=True))
     if len(b_prints) == len(c_prints) == 1 and b_prints[0] in facts and c_prints[0] in facts:
-        return differences(facts[b_prints[0]], facts[c_prints[0]]) or [
-            f"fingerprint {b_prints[0]} vs {c_prints[0]}"]
+        found = differences(facts[b_prints[0]], facts[c_prints[0]], keys)
+        if found or keys != FINGERPRINT_FACTS:
+            return found
     return [f"machines {', '.join(b_prints)} (base) vs {', '.join(c_prints)} (candidate)"]
 
 
@@ -142,13 +154,15 @@ def speed_rule(base: pd.DataFrame, candidate: pd.DataFrame,
                allow_different_machines: bool = False) -> SpeedRule:
     """The decision for one variant, from each side's ok runs (see the module doc)."""
     differ = machine_differences(base, candidate)
+    kernel = machine_differences(base, candidate, KERNEL_FACTS)
     missing = _not_recorded(base, candidate)
     notes: list[str] = []
     if (differ or missing) and not allow_different_machines:
         reason = (f"{NOT_COMPARABLE}: different machines ({'; '.join(differ)})" if differ
                   else f"{NOT_COMPARABLE}: machine not recorded ({missing}; sets written "
                        "before catsdogs recorded machines)")
-        return SpeedRule(False, f"{reason}; pass {ALLOW} to compare them anyway", differ, set())
+        return SpeedRule(False, f"{reason}; pass {ALLOW} to compare them anyway", differ, set(),
+                         kernel_differences=kernel)
     if differ:
         notes.append(f"across different machines ({ALLOW}): {'; '.join(differ)}")
     elif missing:
@@ -161,9 +175,10 @@ def speed_rule(base: pd.DataFrame, candidate: pd.DataFrame,
     for label, runs, kept in (("base", base, keep[0]), ("candidate", candidate, keep[1])):
         if len(runs) and not kept:
             return SpeedRule(False, f"{NOT_COMPARABLE}: every {label} run was contended "
-                                    f"({CONTENDED_TEXT})", differ, set(), notes)
+                                    f"({CONTENDED_TEXT})", differ, set(), notes,
+                             kernel_differences=kernel)
     return SpeedRule(True, None, differ, keep[0] | keep[1], notes,
-                     across_machines=bool(differ or missing))
+                     across_machines=bool(differ or missing), kernel_differences=kernel)
 
 
 def scope_warnings(rules: Iterable[SpeedRule]) -> list[str]:

@@ -64,9 +64,14 @@ FACT_LABELS = {"cpu_vendor": "CPU vendor", "cpu_model": "CPU model",
                "cpu_quota": "CPU quota", "logical_cpus": "logical CPUs",
                "physical_cores": "physical cores", "memory_gib": "memory GiB",
                "environment": "settings", "gpus": "GPUs", "gpu_driver": "GPU driver"}
-#: Facts that change numerics (which kernels run), not only speed: the identity line
-#: names these when two machines' runs diverge.
-KERNEL_FACTS = ("cpu_vendor", "cpu_features", "environment", "gpus")
+#: Facts that change numerics, not only speed: which kernels run (the CPU and its
+#: features: oneDNN dispatches on the ISA and blocks for the caches of the model; the
+#: settings; the GPUs and driver) and how work is split (the usable CPUs set TensorFlow's
+#: thread pools, and a run pinned to one CPU parted from an unpinned one at epoch 1 on
+#: this project's machine). Memory, physical cores and the quota are left out. The
+#: identity line names these when two machines' runs diverge.
+KERNEL_FACTS = ("cpu_vendor", "cpu_model", "cpu_family", "cpu_model_number", "cpu_features",
+                "cpus_usable", "logical_cpus", "environment", "gpus", "gpu_driver")
 #: nvidia-smi's fields for each GPU; compute_cap needs a driver from 2022 on (510+).
 GPU_QUERY = ("index", "uuid", "name", "memory.total", "driver_version", "compute_cap")
 NOT_RECORDED = "not recorded"

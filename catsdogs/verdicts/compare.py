@@ -202,8 +202,8 @@ def assess(variant: str, base: Side, candidate: Side, limits: dict[str, float],
     only where resultset.machines allows it (same machine, no contention)."""
     rule = speed_rule(base.ok(variant), candidate.ok(variant), allow_different_machines)
     ident = identity(variant, base, candidate)
-    if ident.status == "diverged" and rule.differences:
-        ident = dataclasses.replace(ident, machines="; ".join(rule.differences))
+    if ident.status == "diverged" and rule.kernel_differences:
+        ident = dataclasses.replace(ident, machines="; ".join(rule.kernel_differences))
     metrics = []
     for item in (accuracy_contrast(variant, base, candidate),
                  step_contrast(variant, base, candidate, rule)):
