@@ -87,7 +87,7 @@ def test_the_earliest_layer_leads_whatever_the_kind():
     (variant,) = result.variants
     assert [(f.kind, f.where.split()[0]) for f in variant.findings[:2]] == [
         ("forward", "1.1"), ("initial_weights", "4")]
-    assert "initial weights first differs at layer 4 dense (Dense)" in result.text()
+    assert "initial weights first differ at layer 4 dense (Dense)" in result.text()
 
 
 def test_only_the_changed_variant_differs():

@@ -98,7 +98,8 @@ class Finding:
 
     def text(self) -> str:
         if self.kind in KIND_WORDS:
-            return f"{KIND_WORDS[self.kind]} first differs at layer {self.where}: " \
+            verb = "differ" if "weights" in self.kind else "differs"
+            return f"{KIND_WORDS[self.kind]} first {verb} at layer {self.where}: " \
                    f"{self.change.text()}"
         if self.kind == "input":
             return f"the decoded input batch differs: {self.change.text()}"
@@ -270,11 +271,16 @@ def machine_notes(a: ProbeFile, b: ProbeFile) -> list[str]:
                      "machine's, not the software's")
     packages_a = a.meta["provenance"].get("packages", {})
     packages_b = b.meta["provenance"].get("packages", {})
-    changed = [f"{name} {packages_a.get(name, '-')} -> {packages_b.get(name, '-')}"
-               for name in sorted(set(packages_a) | set(packages_b))
-               if packages_a.get(name) != packages_b.get(name)]
-    if changed:
-        notes.append("packages that differ: " + ", ".join(changed))
+    names = sorted(name for name in set(packages_a) | set(packages_b)
+                   if packages_a.get(name) != packages_b.get(name))
+    both = [name for name in names if name in packages_a and name in packages_b]
+    one_side = [name for name in names if name not in both]
+    if both:
+        notes.append("packages that differ: " + ", ".join(
+            f"{name} {packages_a[name]} -> {packages_b[name]}" for name in both))
+    if one_side:
+        notes.append(f"installed on one side only: {len(one_side)} package(s) ("
+                     + ", ".join(one_side[:8]) + (", ..." if len(one_side) > 8 else "") + ")")
     if a.meta["options"].get("deterministic") != b.meta["options"].get("deterministic"):
         notes.append("note: one side ran with --deterministic, the other without")
     return notes

@@ -44,6 +44,8 @@ LAYER_KINDS = ("initial_weights", "forward", "gradient", "final_weights")
 #: Keys every probe file's JSON must carry, and every (variant, seed) entry in it.
 META_KEYS = ("format", "options", "data", "provenance", "machine", "probes")
 ENTRY_KEYS = ("variant", "alias", "seed", "input", "layers", "loss", "steps")
+LAYER_KEYS = ("index", "name", "class")
+STEP_KEYS = ("done", "losses", "batches")
 
 
 def sample_indices(size: int, count: int = SAMPLE_SIZE) -> np.ndarray:
@@ -170,6 +172,11 @@ def _check_meta(shown: str, meta: Any, arrays: dict[str, np.ndarray]) -> None:
         absent = [key for key in ENTRY_KEYS if key not in entry]
         if absent:
             raise _malformed(shown, f"an entry has no {', '.join(absent)}")
+        parts = [("a layer", LAYER_KEYS, layer) for layer in entry["layers"]]
+        for what, keys, found in parts + [("steps", STEP_KEYS, entry["steps"])]:
+            lacking = sorted(set(keys) - set(found))
+            if lacking:
+                raise _malformed(shown, f"{what} has no {', '.join(lacking)}")
         records = [entry["input"]] + [layer.get(kind) for layer in entry["layers"]
                                       for kind in LAYER_KINDS]
         for record in filter(None, records):
@@ -206,5 +213,8 @@ def read_probe(path: str | Path, shown: str | None = None) -> ProbeFile:
     if meta.get("format") != FORMAT:
         raise UsageError(f"{shown}: format {meta.get('format')!r}; expected {FORMAT!r} "
                          "(written by another catsdogs version: probe again with this one)")
-    _check_meta(shown, meta, arrays)
+    try:
+        _check_meta(shown, meta, arrays)
+    except (TypeError, AttributeError, KeyError) as exc:  # a list where an object belongs...
+        raise _malformed(shown, f"unexpected layout: {type(exc).__name__}: {exc}") from None
     return ProbeFile(shown, meta, arrays)

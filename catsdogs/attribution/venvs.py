@@ -53,13 +53,15 @@ def python_version(python: str) -> str:
         raise UsageError(f"--python {python}: not found; expected a Python interpreter "
                          "(e.g. python3.11, the one tox.ini's release envs use)")
     try:
-        text = subprocess.run([found, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"
-                               ], capture_output=True, text=True, timeout=60).stdout.strip()
+        done = subprocess.run([found, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+                              capture_output=True, text=True, timeout=60)
     except (OSError, subprocess.SubprocessError) as exc:
         raise UsageError(f"--python {python}: cannot run it ({exc}); expected a Python "
                          "interpreter") from None
-    if not re.fullmatch(r"\d+\.\d+", text):
-        raise UsageError(f"--python {python}: did not say its version; expected a Python "
+    text = done.stdout.strip()
+    if done.returncode != 0 or not re.fullmatch(r"\d+\.\d+", text):
+        said = (done.stderr.strip().splitlines() or ["no output"])[0][:200]
+        raise UsageError(f"--python {python}: does not run ({said}); expected a Python "
                          "interpreter")
     return text
 
