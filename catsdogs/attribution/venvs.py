@@ -79,7 +79,11 @@ def check_root(root: Path) -> Path:
 
 def project_dependencies(pyproject: Path = REPO / "pyproject.toml") -> list[str]:
     """The project's runtime dependencies, as pyproject.toml lists them."""
-    import tomllib
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10
+        raise UsageError("bisect: reading pyproject.toml needs Python 3.11 or newer (tomllib); "
+                         f"expected it, got Python {sys.version.split()[0]}") from None
 
     return list(tomllib.loads(pyproject.read_text())["project"]["dependencies"])
 
