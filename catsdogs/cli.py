@@ -6,6 +6,7 @@
     catsdogs compare  regression verdicts between two groups of result sets
     catsdogs trend    accuracy and step time across TensorFlow releases, and where they changed
     catsdogs speed    input-pipeline and epoch-time ratios against the post's pipeline
+    catsdogs probe, probe-diff, bisect  where numerics changed: layer, step, package release
 
 Bad input is one line on stderr and exit status 2 (`--debug` shows the traceback).
 """
@@ -23,6 +24,9 @@ from catsdogs.constants import ALLOW_DIFFERENT_MACHINES, SMOKE_NOTE
 from catsdogs.errors import UsageError
 from catsdogs.options import (
     OPTIONS_BY_NAME,
+    PROBE_DEFAULTS,
+    PROBE_OPTIONS,
+    PROBE_RUN_OPTIONS,
     SPEED_OPTIONS,
     VERDICT_LIMITS,
     BenchOptions,
@@ -213,6 +217,42 @@ def cmd_speed(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_probe(args: argparse.Namespace) -> int:
+    from catsdogs.attribution.fileformat import check_new_file
+    from catsdogs.attribution.probe import run_probe, summary_lines  # TensorFlow: later
+
+    options = resolve(vars(args), defaults=PROBE_DEFAULTS)
+    steps = resolve_one("steps", args.steps)
+    out = check_new_file(args.out)  # before anything is computed
+    meta = run_probe(options, steps, out, progress=_say)
+    print("\n".join(summary_lines(meta)) + f"\nprobe file: {out}")
+    return 0
+
+
+def cmd_probe_diff(args: argparse.Namespace) -> int:
+    from catsdogs.attribution.diff import diff_probes
+    from catsdogs.attribution.fileformat import read_probe
+
+    result = diff_probes(read_probe(args.a), read_probe(args.b))
+    print(result.text())
+    return result.exit_code
+
+
+def cmd_bisect(args: argparse.Namespace) -> int:
+    from catsdogs.attribution import venvs
+    from catsdogs.attribution.bisect import bisect, changed_packages, parse_pins
+
+    good, bad = parse_pins(args.good, "--good"), parse_pins(args.bad, "--bad")
+    changed_packages(good, bad)  # refused here, before anything is built
+    probe_args = venvs.probe_arguments(resolve(vars(args), defaults=PROBE_DEFAULTS),
+                                       resolve_one("steps", args.steps))
+    maker = venvs.VenvMaker(venvs.check_root(args.venvs or venvs.default_root()), args.python,
+                            probe_args, say=_say)
+    result = bisect(good, bad, maker, say=_say, pre=args.pre)
+    print(result.line)
+    return result.exit_code
+
+
 # ---------------------------------------------------------------- parser
 
 
@@ -312,6 +352,19 @@ examples:
   catsdogs speed --speed-epochs 3                   the full data, more timed epochs"""
 
 
+PROBE_EPILOG = """\
+Cost: one batch and --steps training steps per variant and seed (meant to stay under a
+minute each on 2 CPU cores), after the images are decoded once (--limit: quick). examples:
+  catsdogs probe --variants model1,model3 --out tf221.npz
+  catsdogs probe-diff tf218.npz tf221.npz"""
+
+BISECT_EPILOG = """\
+Each combination is a virtual environment (with TensorFlow ~2 GB; pip caches the
+downloads); one that does not install or import is skipped with its reason. example:
+  catsdogs bisect --good tensorflow==2.18.1,keras==3.7.0 \\
+                  --bad tensorflow==2.21.0,keras==3.15.1 --variants model3"""
+
+
 def _subcommand(sub, name: str, summary: str, description: str, epilog: str | None = None):
     """A subcommand whose --help says what it does for the user, with examples."""
     return sub.add_parser(name, help=summary, description=description, epilog=epilog,
@@ -347,6 +400,44 @@ def build_parser() -> argparse.ArgumentParser:
     add_to_argparse(speed)
     add_to_argparse(speed, SPEED_OPTIONS)
     speed.set_defaults(func=cmd_speed)
+
+    probe = _subcommand(sub, "probe", "a per-layer fingerprint of each variant's training",
+                        "Record per variant and seed, on one fixed batch of training images, "
+                        "every layer's initial weights, training-mode forward output (random "
+                        "layers draw from their seeds) and gradient, the losses of the first "
+                        "training steps and the weights after them.", PROBE_EPILOG)
+    for options in (PROBE_RUN_OPTIONS, PROBE_OPTIONS):
+        add_to_argparse(probe, options)
+    probe.add_argument("--out", metavar="FILE", type=_user_path, required=True,
+                       help="the probe file to write (a new file; format in docs/verdicts.md)")
+    probe.set_defaults(func=cmd_probe)
+
+    probe_diff = _subcommand(sub, "probe-diff", "are two probes identical, and where do they "
+                             "part", "Per variant and seed: identical, or the first layer "
+                             "whose output (then gradient) differs and by how much, and the "
+                             "first differing training step. Exit 0 all identical, 1 any "
+                             "differs, 2 the files cannot be compared.", PROBE_EPILOG)
+    probe_diff.add_argument("a", metavar="A", type=_user_path, help="the base probe file")
+    probe_diff.add_argument("b", metavar="B", type=_user_path, help="the candidate probe file")
+    probe_diff.set_defaults(func=cmd_probe_diff)
+
+    bisect = _subcommand(sub, "bisect", "which package release first changed the probe",
+                         "Between a good and a bad set of package pins, find which package "
+                         "and release first changes the probe (one package at a time, binary "
+                         "search over its releases, environments built as tox.ini builds "
+                         "them). Exit 0 a release named, 1 none could be (the line says why), "
+                         "2 bad input.", BISECT_EPILOG)
+    for flag, what in (("--good", "e.g. tensorflow==2.18.1,keras==3.7.0"),
+                       ("--bad", "the same packages at other versions")):
+        bisect.add_argument(flag, metavar="PINS", required=True, help=f"{flag[2:]} pins, {what}")
+    bisect.add_argument("--python", metavar="PY", default="python3.11", help="interpreter "
+                        "of every environment (default: python3.11, as tox.ini's)")
+    bisect.add_argument("--venvs", metavar="DIR", type=_user_path, help="environment cache "
+                        "(default: $CATSDOGS_VENVS, else ~/.cache/catsdogs/venvs)")
+    bisect.add_argument("--pre", action="store_true", help="also search pre-releases")
+    for options in (PROBE_RUN_OPTIONS, PROBE_OPTIONS):
+        add_to_argparse(bisect, options)
+    bisect.set_defaults(func=cmd_bisect)
 
     report = sub.add_parser("report", help="comparison table and plots from result sets")
     report.add_argument("result_sets", nargs="+", metavar="RESULT_SET", type=_user_path)

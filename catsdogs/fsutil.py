@@ -43,12 +43,13 @@ def _storage_error(path: Path, exc: OSError) -> StorageError:
     return error
 
 
-def write_new_file(path: Path, text: str, shown_as: Path | None = None) -> None:
-    """Create `path` (it must not exist) holding `text`, flushed to disk. On any error the
-    partial file is removed and a StorageError names `shown_as` (the file the user knows,
-    when `path` is a temporary name for it): no 0-byte files left behind."""
+def write_new_file(path: Path, text: str | bytes, shown_as: Path | None = None) -> None:
+    """Create `path` (it must not exist) holding `text` (or bytes, as given), flushed to
+    disk. On any error the partial file is removed and a StorageError names `shown_as`
+    (the file the user knows, when `path` is a temporary name for it): no 0-byte files
+    left behind."""
     shown_as = shown_as or path
-    data = text.encode("utf-8", "surrogateescape")
+    data = text if isinstance(text, bytes) else text.encode("utf-8", "surrogateescape")
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     except FileExistsError:

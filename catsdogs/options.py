@@ -216,7 +216,26 @@ SPEED_OPTIONS: tuple[Option, ...] = (
            _int("--speed-epochs", MAX_EPOCHS), "N"),
 )
 
-OPTIONS_BY_NAME = {option.name: option for option in OPTIONS + SPEED_OPTIONS}
+#: Most training steps a probe takes: a probe is a fingerprint, not a training run.
+MAX_PROBE_STEPS = 1_000
+
+#: Options of `catsdogs probe` and `catsdogs bisect` only (each bisect step is a probe).
+PROBE_OPTIONS: tuple[Option, ...] = (
+    Option("steps", "training steps whose losses (and the weights after them) a probe "
+           "records", 3, _int("--steps", MAX_PROBE_STEPS), "N"),
+)
+
+OPTIONS_BY_NAME = {option.name: option for option in OPTIONS + SPEED_OPTIONS + PROBE_OPTIONS}
+
+#: The defaults a probe changes: one seed, since a probe is a fingerprint, not a statistic.
+PROBE_DEFAULTS: dict[str, Any] = {"seeds": "0"}
+#: The run options a probe takes (the others do not change what a probe computes), with
+#: PROBE_DEFAULTS in place so that --help states the probe's own defaults.
+PROBE_RUN_OPTIONS: tuple[Option, ...] = tuple(
+    dataclasses.replace(OPTIONS_BY_NAME[name],
+                        default=PROBE_DEFAULTS.get(name, OPTIONS_BY_NAME[name].default))
+    for name in ("variants", "seeds", "batch_size", "data_dir", "synthetic", "limit",
+                 "weights", "deterministic"))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -311,9 +330,11 @@ def _checked(option: Option, value: Any, source: str | None) -> Any:
         raise UsageError(f"{source or option.flag}: {text}") from None
 
 
-def resolve(raw: dict[str, Any], environ: dict[str, str] | None = None) -> BenchOptions:
+def resolve(raw: dict[str, Any], environ: dict[str, str] | None = None,
+            defaults: dict[str, Any] | None = None) -> BenchOptions:
     """Checked options from raw command-line values (None = not given), falling back to
-    `CATSDOGS_<NAME>` and then to the default. The command line wins over the
+    `CATSDOGS_<NAME>` and then to the default (`defaults` replaces some, as
+    PROBE_DEFAULTS does for `catsdogs probe`). The command line wins over the
     environment, also between options that exclude each other (--synthetic from the
     command line beats CATSDOGS_DATA_DIR). Raises UsageError naming the source of a bad
     value."""
@@ -321,6 +342,8 @@ def resolve(raw: dict[str, Any], environ: dict[str, str] | None = None) -> Bench
     values: dict[str, Any] = {}
     sources: dict[str, str | None] = {}
     for option in OPTIONS:
+        if defaults and option.name in defaults:
+            option = dataclasses.replace(option, default=defaults[option.name])
         value, sources[option.name] = _raw_value(option, raw, environ)
         values[option.name] = _checked(option, value, sources[option.name])
     if values["synthetic"] and values["data_dir"]:
