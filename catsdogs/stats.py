@@ -487,3 +487,47 @@ def t_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[float
         return mean, math.nan, n
     half = t_quantile(0.5 + confidence / 2, n - 1) * float(array.std(ddof=1)) / math.sqrt(n)
     return mean, half, n
+
+
+# ---------------------------------------------------------------- A/B bursts (`catsdogs ab`)
+
+
+@dataclasses.dataclass(frozen=True)
+class BurstRatio:
+    """CANDIDATE/BASE step time from `pairs` pairs of neighbouring bursts: the
+    geometric-mean ratio, its `level` interval, the spread (sd) of the pairs' log ratios,
+    `detectable` (the slowdown, as a ratio, whose interval would just clear the
+    threshold with this spread and number of pairs) and the verdict."""
+
+    pairs: int
+    ratio: float
+    low: float
+    high: float
+    level: float
+    spread: float
+    detectable: float
+    verdict: str
+
+
+def burst_ratio(log_ratios: Sequence[float], *, max_slowdown: float, level: float = 0.95
+                ) -> BurstRatio:
+    """The ratio from d_i = log(candidate_i / base_i), one per pair of neighbouring bursts.
+
+    exp(mean d) is the geometric-mean ratio; its interval is the t-interval of mean d
+    (`t_interval`, n - 1 df) mapped back with exp. Assumptions: the pairs' d are
+    independent and roughly normal around one true log ratio. Neighbouring bursts share
+    the machine's load, which cancels in d; what is left (load changing within a pair,
+    other processes' spikes) is noise in d, carried by its spread. The rule is the
+    interval's alone, symmetric on the log scale (T = log(1 + max_slowdown/100)):
+    regression when it lies above +T, improvement below -T, unchanged inside (-T, T),
+    inconclusive otherwise (and with fewer than 2 pairs). A true ratio at the threshold
+    is called either side at most (1 - level)/2 of the time per look."""
+    values = np.asarray(log_ratios, dtype=float)
+    mean, half, n = t_interval(values, level)
+    threshold = math.log1p(max_slowdown / 100)
+    low, high = mean - half, mean + half  # NaN with fewer than 2 pairs: inconclusive
+    verdict = ("regression" if low > threshold else "improvement" if high < -threshold
+               else "unchanged" if -threshold < low and high < threshold else "inconclusive")
+    spread = float(values.std(ddof=1)) if n > 1 else math.nan
+    return BurstRatio(n, math.exp(mean) if n else math.nan, math.exp(low), math.exp(high),
+                      level, spread, math.exp(threshold + half), verdict)

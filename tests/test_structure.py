@@ -20,7 +20,10 @@ PACKAGE = REPO / "catsdogs"
 MAX_LINES = 500
 MAX_DEPTH = 10
 #: Modules allowed over MAX_LINES for now, with the reason (the lead removes entries).
-OVER_LENGTH: dict[str, str] = {}  # module -> why it may exceed the limit for now
+OVER_LENGTH: dict[str, str] = {  # module -> why it may exceed the limit for now
+    "stats": "issue 19 added the A/B burst statistics (burst_ratio) to the one home of "
+             "statistics, 489 + 44 lines; the lead decides how to split it",
+}
 #: The stage folders, in the order data flows; everything else is the flat core.
 STAGES = ("dataset", "training", "resultset", "report", "verdicts")
 #: Verdict modules that decide; they may not import a renderer (report.*, verdicts.output).
