@@ -6,6 +6,7 @@
     catsdogs compare  regression verdicts between two groups of result sets
     catsdogs trend    accuracy and step time across TensorFlow releases, and where they changed
     catsdogs speed    input-pipeline and epoch-time ratios against the post's pipeline
+    catsdogs ab       step time under two environments, in alternating bursts
 
 Bad input is one line on stderr and exit status 2 (`--debug` shows the traceback).
 """
@@ -206,6 +207,73 @@ def cmd_speed(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ab(args: argparse.Namespace) -> int:
+    from catsdogs import envs
+    from catsdogs.progress import make_reporter
+    from catsdogs.training import ab, ab_report
+    from catsdogs.training.ab_worker import WorkerProcess
+
+    options = _resolve(args)
+    sides = (envs.resolve(args.base, role="BASE", variables=envs.parse_assignments(
+                 args.base_env, option="--base-env")),
+             envs.resolve(args.candidate, role="CANDIDATE", variables=envs.parse_assignments(
+                 args.candidate_env, option="--candidate-env")))
+    outputs = ab_report.plan_outputs(args.json, options.results_dir,
+                                     (sides[0].label, sides[1].label))
+    reporter = make_reporter(sys.stderr)
+    settings = ab.Settings(budget_s=60 * args.budget, max_slowdown=args.max_slowdown,
+                           burst_steps=args.burst_steps)
+    try:
+        options = ab.prepare_options(options, args.seed, reporter)
+        result = ab.compare_environments(sides, options, settings, reporter,
+                                         make_side=WorkerProcess, seed=args.seed)
+    except KeyboardInterrupt:
+        reporter.close()
+        _say("interrupted (Ctrl-C): both workers stopped; nothing was recorded")
+        return 130
+    finally:
+        reporter.close()
+    ab_report.write_outputs(result, outputs, ["catsdogs", *sys.argv[1:]], strict=args.strict)
+    print(ab_report.render_text(result, outputs))
+    return result.exit_code(strict=args.strict)
+
+
+def _ab_parser(sub) -> None:
+    """`catsdogs ab`: its own options, and the data options every run takes."""
+    from catsdogs.options import MAX_SEED
+
+    ab = _subcommand(sub, "ab", "step time under two environments, in alternating bursts",
+                     "Train the same model on the same data under two Python environments "
+                     "(an interpreter's path, or tox:NAME), one long-lived worker each, in "
+                     "short alternating bursts (A B B A ...), never both at once; then the "
+                     "step-time ratio CANDIDATE/BASE per variant with a 95% interval and a "
+                     "verdict. Exit 1 on a regression, 3 with --strict when inconclusive, "
+                     "2 for unusable input.", AB_EPILOG)
+    ab.add_argument("base", metavar="BASE", help="interpreter path or tox:NAME")
+    ab.add_argument("candidate", metavar="CANDIDATE", help="interpreter path or tox:NAME")
+    add_to_argparse(ab, tuple(OPTIONS_BY_NAME[name] for name in (
+        "variants", "batch_size", "data_dir", "synthetic", "limit", "weights",
+        "skip_bad_images", "results_dir")))
+    ab.add_argument("--seed", type=_int_in(0, MAX_SEED), default=0,
+                    help="the seed of both sides' model and data order (default: 0)")
+    ab.add_argument("--budget", type=_float_in(0.01, 1440), default=5.0, metavar="MINUTES",
+                    help="at most this long per variant, warm-up included (default: 5)")
+    ab.add_argument("--max-slowdown", type=_float_in(0.1, 1000), default=5.0, metavar="PCT",
+                    help="the step-time growth that counts as a regression (default: 5)")
+    ab.add_argument("--burst-steps", metavar="N", default=None, type=_int_in(1, 10_000),
+                    help="training steps per burst (default: about 2 s of steps)")
+    for side in ("base", "candidate"):
+        ab.add_argument(f"--{side}-env", action="append", metavar="K=V",
+                        help=f"an environment variable for the {side} side only, set before "
+                        "TensorFlow loads (repeatable)")
+    ab.add_argument("--json", metavar="PATH", type=_user_path,
+                    help="also write the verdicts as JSON (schema catsdogs-ab/1, "
+                    "docs/verdicts.md); the record then goes beside it")
+    ab.add_argument("--strict", action="store_true",
+                    help="exit 3 when any verdict is inconclusive (default: exit 0)")
+    ab.set_defaults(func=cmd_ab)
+
+
 # ---------------------------------------------------------------- parser
 
 
@@ -220,6 +288,18 @@ def _float_in(low: float, high: float) -> Callable[[str], float]:
         if not low <= value <= high:
             raise argparse.ArgumentTypeError(f"expected {low} to {high}, got {text!r}")
         return value
+
+    return parse
+
+
+def _int_in(low: int, high: int) -> Callable[[str], int]:
+    """An argparse type: a whole number within [low, high], refused with the value quoted."""
+
+    def parse(text: str) -> int:
+        if not text.strip().isdigit() or not low <= int(text) <= high:
+            raise argparse.ArgumentTypeError(f"expected a whole number from {low} to {high}, "
+                                             f"got {text!r}")
+        return int(text)
 
     return parse
 
@@ -300,6 +380,15 @@ examples:
   catsdogs speed --speed-epochs 3                   the full data, more timed epochs"""
 
 
+AB_EPILOG = """\
+examples:
+  catsdogs ab .venv/bin/python .venv/bin/python --variants model1      A/A: the noise floor
+  catsdogs ab tox:tf218 tox:tf221 --variants model1,model3             two releases
+  catsdogs ab .venv .venv --candidate-env TF_ENABLE_ONEDNN_OPTS=0      oneDNN off vs on
+Each side runs this checkout's catsdogs; a tox env must be made first (tox -e NAME
+--notest). The record (both sides' provenance, every burst) goes to <results dir>/ab/."""
+
+
 def _subcommand(sub, name: str, summary: str, description: str, epilog: str | None = None):
     """A subcommand whose --help says what it does for the user, with examples."""
     return sub.add_parser(name, help=summary, description=description, epilog=epilog,
@@ -335,6 +424,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_to_argparse(speed)
     add_to_argparse(speed, SPEED_OPTIONS)
     speed.set_defaults(func=cmd_speed)
+    _ab_parser(sub)
 
     report = sub.add_parser("report", help="comparison table and plots from result sets")
     report.add_argument("result_sets", nargs="+", metavar="RESULT_SET", type=_user_path)
