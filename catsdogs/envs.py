@@ -168,7 +168,8 @@ def tox_environment(name: str, *, role: str, root: Path | None = None
             from None
     env_dir, variables = parse_tox_config(done.stdout)
     if done.returncode != 0 or not env_dir:
-        said = " ".join((done.stdout + done.stderr).split())[-160:]
+        said = " ".join((done.stdout + done.stderr).replace("ROOT: HandledError| ", "")
+                        .split())[-160:]
         raise UsageError(f"{where}: {root / 'tox.ini'} defines no env {name!r} (tox: {said}); "
                          "expected one of its envs, e.g. tf221")
     python = Path(env_dir) / "bin" / "python"

@@ -327,8 +327,8 @@ class LiveReporter(Reporter):
         super().end_run(row)
 
     def line(self, text: str) -> None:
-        if self._bars is not None or self._counters:  # above a live bar, not through it
-            self.console.print(self.prefix + text, markup=False, highlight=False)
+        if self._bars is not None:
+            self._bars.console.print(self.prefix + text, markup=False, highlight=False)
         else:
             super().line(text)
 

@@ -268,7 +268,8 @@ def result_set(tmp_path: Path) -> Path:
 @pytest.mark.parametrize("case", ["missing interpreter", "folder without python", "empty spec",
                                   "bad tox name", "env without =", "budget zero",
                                   "json folder missing", "json inside a result set",
-                                  "results inside a result set", "burst steps zero"])
+                                  "results inside a result set", "burst steps zero",
+                                  "max slowdown not a number", "seed negative"])
 def test_bad_input_is_one_line_exit_2_before_tensorflow(case, tmp_path, fake_python,
                                                         result_set, no_tensorflow):  # noqa: F811
     fake = str(fake_python)
@@ -291,6 +292,10 @@ def test_bad_input_is_one_line_exit_2_before_tensorflow(case, tmp_path, fake_pyt
                                         ["--results-dir:", "is inside the result set"]),
         "burst steps zero": ([fake, fake, "--burst-steps", "0"],
                              ["--burst-steps", "expected a whole number from 1"]),
+        "max slowdown not a number": ([fake, fake, "--max-slowdown", "abc"],
+                                      ["--max-slowdown: expected a number, got 'abc'"]),
+        "seed negative": ([fake, fake, "--seed", "-1"],
+                          ["--seed: expected a whole number from 0 to 4294967295, got '-1'"]),
     }[case]
     before = sorted(tmp_path.rglob("*"))
     line = error_line(_ab(*args, block_tf=no_tensorflow), *fragments)
@@ -317,6 +322,20 @@ def test_sides_that_do_not_match_or_cannot_start_are_one_line_exit_2(
     }[case]
     error_line(_ab(*args, "--variants", "model1", "--results-dir", str(tmp_path / "r"),
                    block_tf=no_tensorflow), *fragments)
+    assert not (tmp_path / "r").exists()  # nothing recorded
+
+
+def test_a_worker_that_dies_mid_run_ends_the_session_in_one_line_recording_nothing(
+        tmp_path, fake_python):
+    """Progress lines came before (the session was under way); the refusal is the last
+    line, exit 2, no traceback, and no record is written."""
+    done = _ab(str(fake_python), str(fake_python), "--candidate-env", "FAKE_AB_DIE_AT=6",
+               "--variants", "model1", "--results-dir", str(tmp_path / "r"))
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.splitlines()[-1] == (
+        f"catsdogs: error: CANDIDATE {fake_python}: its worker ended (exit status 3) during "
+        "train: fake worker: killed in the middle of a burst; expected it to keep running "
+        "(out of memory? killed?); nothing was recorded")
     assert not (tmp_path / "r").exists()
 
 

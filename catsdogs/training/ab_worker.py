@@ -212,9 +212,11 @@ class WorkerProcess:
         except subprocess.TimeoutExpired:
             code = None
         last = (self.log_tail(1) or ["no message"])[0][:240]
+        expected = ("an interpreter with TensorFlow that can import this catsdogs"
+                    if what == "start" else "it to keep running (out of memory? killed?); "
+                    "nothing was recorded")
         return UsageError(f"{self.where}: its worker ended (exit status {code}) during "
-                          f"{what}: {last}; expected an interpreter with TensorFlow that "
-                          "can import this catsdogs")
+                          f"{what}: {last}; expected {expected}")
 
     def _receive(self, timeout: float, what: str) -> dict[str, Any]:
         try:
