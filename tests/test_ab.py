@@ -239,6 +239,10 @@ def test_json_and_record_from_two_worker_processes_that_never_overlap(
     assert len(record["bursts"]["baseline_cnn"]) == 2 * (ab.WARMUP_BURSTS
                                                          + document["verdicts"][0]["pairs"])
     assert "regression" in done.stdout and "record: " in done.stdout
+    doc = (Path(__file__).parents[1] / "docs" / "verdicts.md").read_text()
+    keys = {*document, *document["verdicts"][0], *document["base"], *document["data"],
+            *record}
+    assert [key for key in sorted(keys) if f"`{key}`" not in doc] == []  # all documented
     spans = sorted(tuple(map(float, line.split()[1:])) for line in bursts.read_text().splitlines())
     assert all(end <= nxt_start for (_, end), (nxt_start, _) in zip(spans, spans[1:]))
     pids = [line.split()[0] for line in bursts.read_text().splitlines()]
@@ -252,6 +256,32 @@ def test_a_record_goes_to_results_ab_by_default(tmp_path, fake_python):
     assert done.returncode == 0, done.stderr
     records = list((tmp_path / "results" / "ab").glob("*_fake-python_vs_fake-python.json"))
     assert len(records) == 1 and "unchanged" in done.stdout
+
+
+def test_ctrl_c_stops_both_workers_and_records_nothing(tmp_path, fake_python):
+    import signal
+    import subprocess
+    import time
+
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("CATSDOGS_")}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "catsdogs", "ab", str(fake_python), str(fake_python),
+         "--synthetic", "--limit", "4", "--variants", "model1", "--results-dir",
+         str(tmp_path / "r"), "--base-env", f"FAKE_AB_LOG={tmp_path / 'bursts'}",
+         "--candidate-env", "FAKE_AB_NOISE=0.5"],  # too noisy to decide before Ctrl-C
+        stderr=subprocess.PIPE, text=True, env=environ)
+    deadline = time.monotonic() + 60
+    while not (tmp_path / "bursts").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert stderr.splitlines()[-1] == ("interrupted (Ctrl-C): both workers stopped; nothing "
+                                       "was recorded")
+    assert not (tmp_path / "r").exists()
+    pid = int((tmp_path / "bursts").read_text().split()[0])
+    with pytest.raises(ProcessLookupError):  # the base's worker is gone, not orphaned
+        os.kill(pid, 0)
 
 
 # ---------------------------------------------------------------- bad input: one line, exit 2

@@ -166,10 +166,15 @@ def burst_length(warmup: list[Burst], given: int | None) -> int:
 
 
 def _both(function: Callable[[int], Any]) -> list[Any]:
-    """function(0) and function(1) at once (the sides' start-up, which is not timed)."""
-    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+    """function(0) and function(1) at once (the sides' start-up, which is not timed).
+    The pool is not joined on the way out: after a refusal or Ctrl-C the caller stops
+    the workers, which ends the other thread's wait."""
+    pool = concurrent.futures.ThreadPoolExecutor(2)
+    try:
         futures = [pool.submit(function, index) for index in (0, 1)]
         return [future.result() for future in futures]
+    finally:
+        pool.shutdown(wait=False)
 
 
 DATA_KEYS = ("dataset", "fingerprint", "n_train", "n_validation", "n_test", "limit",
