@@ -233,7 +233,8 @@ def cmd_ab(args: argparse.Namespace) -> int:
         return 130
     finally:
         reporter.close()
-    ab_report.write_outputs(result, outputs, ["catsdogs", *sys.argv[1:]], strict=args.strict)
+    outputs = ab_report.write_outputs(result, outputs, ["catsdogs", *sys.argv[1:]],
+                                      strict=args.strict)
     print(ab_report.render_text(result, outputs))
     return result.exit_code(strict=args.strict)
 
@@ -385,8 +386,7 @@ examples:
   catsdogs ab .venv/bin/python .venv/bin/python --variants model1      A/A: the noise floor
   catsdogs ab tox:tf218 tox:tf221 --variants model1,model3             two releases
   catsdogs ab .venv .venv --candidate-env TF_ENABLE_ONEDNN_OPTS=0      oneDNN off vs on
-Each side runs this checkout's catsdogs; a tox env must be made first (tox -e NAME
---notest). The record (both sides' provenance, every burst) goes to <results dir>/ab/."""
+Both sides run this checkout's catsdogs; make a tox env first: tox -e NAME --notest"""
 
 
 def _subcommand(sub, name: str, summary: str, description: str, epilog: str | None = None):

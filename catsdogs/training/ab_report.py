@@ -172,17 +172,27 @@ def to_record(result: ABResult, outputs: Outputs, command: list[str],
 
 
 def write_outputs(result: ABResult, outputs: Outputs, command: list[str],
-                  strict: bool = False) -> None:
-    """The record (a new file, never over another), then --json (replaced atomically)."""
+                  strict: bool = False) -> Outputs:
+    """The record (a new file, never over another: a name taken in the same second gets
+    -2, -3, ...), then --json (replaced atomically). Returns where they went."""
     from catsdogs.fsutil import atomic_write, write_new_file
 
-    text = json.dumps(to_record(result, outputs, command, strict), indent=2,
-                      allow_nan=False, default=str) + "\n"
     outputs.record.parent.mkdir(parents=True, exist_ok=True)
-    write_new_file(outputs.record, text)
+    stem, attempt = outputs.record.stem, 1
+    while True:
+        text = json.dumps(to_record(result, outputs, command, strict), indent=2,
+                          allow_nan=False, default=str) + "\n"
+        try:
+            write_new_file(outputs.record, text)
+            break
+        except FileExistsError:
+            attempt += 1
+            outputs = dataclasses.replace(
+                outputs, record=outputs.record.with_name(f"{stem}-{attempt}.json"))
     if outputs.json is not None:
         atomic_write(outputs.json, json.dumps(to_json(result, outputs, strict), indent=2,
                                               allow_nan=False, default=str) + "\n")
+    return outputs
 
 
 # ---------------------------------------------------------------- the table
