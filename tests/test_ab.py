@@ -421,3 +421,15 @@ def test_real_a_a_smoke_on_synthetic_data(tmp_path):
         assert record["provenance"][side]["tf_version"] == tf.__version__
         assert record["provenance"][side]["dataset"] == "synthetic"
     assert entry["params_total"] == 72210 and entry["burst_steps"] == 5
+
+
+def test_a_record_is_never_written_over(tmp_path):
+    from catsdogs.training.ab_report import plan_outputs, write_outputs
+
+    result, _ = run_sim(Machine(seed=5))
+    outputs = plan_outputs(tmp_path / "ab.json", str(tmp_path), ("a", "b"))
+    first = write_outputs(result, outputs, ["catsdogs", "ab"])
+    second = write_outputs(result, outputs, ["catsdogs", "ab"])
+    assert first.record == outputs.record and second.record.name.endswith("_a_vs_b-2.json")
+    assert json.loads((tmp_path / "ab.json").read_text())["record"] == str(second.record)
+    assert json.loads(first.record.read_text())["schema"] == "catsdogs-ab-record/1"
