@@ -63,7 +63,8 @@ class SimSide:
                 "data": {"dataset": "synthetic", "fingerprint": self.fingerprint,
                          "n_train": 8, "n_validation": 8, "n_test": 4,
                          "limit": options["limit"], "batch_size": options["batch_size"],
-                         "seed": seed, "skipped_images": 0}}
+                         "seed": seed, "skipped_images": 0,
+                         "weights": options["weights"]}}
 
     def build(self, variant):
         self.machine.log.append((self.name, "build", variant))
@@ -96,8 +97,10 @@ ENVS = (Environment("sim:base", "/sim/base/python", {}),
 
 
 def run_sim(machine: Machine, *, ratio: float = 1.0, variants: str = "model1",
-            budget_s: float = 300.0, base=None, candidate=None, **settings):
-    options = resolve({"variants": variants, "synthetic": True, "limit": "4"}, environ={})
+            budget_s: float = 300.0, base=None, candidate=None, weights: str = "imagenet",
+            **settings):
+    options = resolve({"variants": variants, "synthetic": True, "limit": "4",
+                       "weights": weights}, environ={})
     sides = {"BASE": base or SimSide("base", machine),
              "CANDIDATE": candidate or SimSide("candidate", machine, ratio=ratio)}
     stream = io.StringIO()
@@ -433,3 +436,12 @@ def test_a_record_is_never_written_over(tmp_path):
     assert first.record == outputs.record and second.record.name.endswith("_a_vs_b-2.json")
     assert json.loads((tmp_path / "ab.json").read_text())["record"] == str(second.record)
     assert json.loads(first.record.read_text())["schema"] == "catsdogs-ab-record/1"
+
+
+def test_the_table_says_model4_ran_without_pretrained_weights(tmp_path):
+    from catsdogs.training.ab_report import plan_outputs, render_text
+
+    result, _ = run_sim(Machine(seed=6), variants="model4", weights="none")
+    text = render_text(result, plan_outputs(None, str(tmp_path), ("a", "b")))
+    assert "warning: model4 without pretrained weights (--weights none)" in text
+    assert "warning: synthetic data" in text and "transfer_mobilenetv2 (model4)" in text

@@ -178,7 +178,7 @@ def _both(function: Callable[[int], Any]) -> list[Any]:
 
 
 DATA_KEYS = ("dataset", "fingerprint", "n_train", "n_validation", "n_test", "limit",
-             "batch_size", "seed", "skipped_images")
+             "batch_size", "seed", "skipped_images", "weights")
 PARAM_KEYS = ("params_total", "params_trainable", "params_non_trainable")
 
 

@@ -218,6 +218,10 @@ def scope_lines(result: ABResult) -> list[str]:
              f"{result.machine.get('cpu_count')} CPUs"]
     if data.get("dataset") == "synthetic":
         lines.append("warning: synthetic data (labelled so in the record)")
+    if data.get("weights") == "none" and any(v.variant == "transfer_mobilenetv2"
+                                             for v in result.variants):
+        lines.append("warning: model4 without pretrained weights (--weights none): its "
+                     "MobileNetV2 base trains from scratch, not the post's frozen base")
     if (data.get("n_train") or 0) < (data.get("batch_size") or 0):
         lines.append(f"warning: {data.get('n_train')} training images, fewer than the batch "
                      f"size {data.get('batch_size')}: every step trains a smaller batch")

@@ -80,6 +80,7 @@ class Trainer:
                 "data": {"dataset": self.prepared.dataset, "fingerprint": info.fingerprint,
                          "fingerprint_known": info.fingerprint_known,
                          "limit": checked.limit, "batch_size": checked.batch_size,
+                         "weights": checked.weights,
                          "seed": seed, "skipped_images": len(self.splits.skipped),
                          **{f"n_{split}": self.splits.count(split)
                             for split in ("train", "validation", "test")}}}
