@@ -7,6 +7,7 @@
     catsdogs trend    accuracy and step time across TensorFlow releases, and where they changed
     catsdogs speed    input-pipeline and epoch-time ratios against the post's pipeline
     catsdogs probe, probe-diff, bisect  where numerics changed: layer, step, package release
+    catsdogs ab       step time under two environments, in alternating bursts
 
 Bad input is one line on stderr and exit status 2 (`--debug` shows the traceback).
 """
@@ -20,7 +21,23 @@ from pathlib import Path
 from typing import Callable
 
 from catsdogs import __version__
-from catsdogs.constants import ALLOW_DIFFERENT_MACHINES, SMOKE_NOTE
+from catsdogs.arguments import (
+    AB_EPILOG,
+    BISECT_EPILOG,
+    DATA_EPILOG,
+    DESCRIPTION,
+    EPILOG,
+    PROBE_EPILOG,
+    RUN_EPILOG,
+    SPEED_EPILOG,
+    OneLineParser,
+    allow_different_machines,
+    float_in,
+    int_in,
+    subcommand,
+    user_path,
+)
+from catsdogs.constants import SMOKE_NOTE
 from catsdogs.errors import UsageError
 from catsdogs.options import (
     OPTIONS_BY_NAME,
@@ -251,141 +268,110 @@ def cmd_bisect(args: argparse.Namespace) -> int:
     result = bisect(good, bad, maker, say=_say, pre=args.pre)
     print(result.line)
     return result.exit_code
+def cmd_ab(args: argparse.Namespace) -> int:
+    from catsdogs import envs
+    from catsdogs.progress import make_reporter
+    from catsdogs.training import ab, ab_report
+    from catsdogs.training.ab_worker import WorkerProcess
+
+    options = _resolve(args)
+    sides = (envs.resolve(args.base, role="BASE", variables=envs.parse_assignments(
+                 args.base_env, option="--base-env")),
+             envs.resolve(args.candidate, role="CANDIDATE", variables=envs.parse_assignments(
+                 args.candidate_env, option="--candidate-env")))
+    outputs = ab_report.plan_outputs(args.json, options.results_dir,
+                                     (sides[0].label, sides[1].label))
+    reporter = make_reporter(sys.stderr)
+    settings = ab.Settings(budget_s=60 * args.budget, max_slowdown=args.max_slowdown,
+                           burst_steps=args.burst_steps)
+    try:
+        options = ab.prepare_options(options, args.seed, reporter)
+        result = ab.compare_environments(sides, options, settings, reporter,
+                                         make_side=WorkerProcess, seed=args.seed)
+    except KeyboardInterrupt:
+        reporter.close()
+        _say("interrupted (Ctrl-C): both workers stopped; nothing was recorded")
+        return 130
+    finally:
+        reporter.close()
+    outputs = ab_report.write_outputs(result, outputs, ["catsdogs", *sys.argv[1:]],
+                                      strict=args.strict)
+    print(ab_report.render_text(result, outputs))
+    return result.exit_code(strict=args.strict)
+
+
+def _ab_parser(sub) -> None:
+    """`catsdogs ab`: its own options, and the data options every run takes."""
+    from catsdogs.options import MAX_SEED
+
+    ab = subcommand(sub, "ab", "step time under two environments, in alternating bursts",
+                     "Train the same model on the same data under two Python environments "
+                     "(an interpreter's path, or tox:NAME), one long-lived worker each, in "
+                     "short alternating bursts (A B B A ...), never both at once; then the "
+                     "step-time ratio CANDIDATE/BASE per variant with a 95% interval and a "
+                     "verdict. Exit 1 on a regression, 3 with --strict when inconclusive, "
+                     "2 for unusable input.", AB_EPILOG)
+    ab.add_argument("base", metavar="BASE", help="interpreter path or tox:NAME")
+    ab.add_argument("candidate", metavar="CANDIDATE", help="interpreter path or tox:NAME")
+    add_to_argparse(ab, tuple(OPTIONS_BY_NAME[name] for name in (
+        "variants", "batch_size", "data_dir", "synthetic", "limit", "weights",
+        "skip_bad_images", "results_dir")))
+    ab.add_argument("--seed", type=int_in(0, MAX_SEED), default=0,
+                    help="the seed of both sides' model and data order (default: 0)")
+    ab.add_argument("--budget", type=float_in(0.01, 1440), default=5.0, metavar="MINUTES",
+                    help="at most this long per variant, warm-up included (default: 5)")
+    ab.add_argument("--max-slowdown", type=float_in(0.1, 1000), default=5.0, metavar="PCT",
+                    help="the step-time growth that counts as a regression (default: 5)")
+    ab.add_argument("--burst-steps", metavar="N", default=None, type=int_in(1, 10_000),
+                    help="training steps per burst (default: about 2 s of steps)")
+    for side in ("base", "candidate"):
+        ab.add_argument(f"--{side}-env", action="append", metavar="K=V",
+                        help=f"an environment variable for the {side} side only, set before "
+                        "TensorFlow loads (repeatable)")
+    ab.add_argument("--json", metavar="PATH", type=user_path,
+                    help="also write the verdicts as JSON (schema catsdogs-ab/1, "
+                    "docs/verdicts.md); the record then goes beside it")
+    ab.add_argument("--strict", action="store_true",
+                    help="exit 3 when any verdict is inconclusive or not comparable "
+                         "(default: exit 0)")
+    ab.set_defaults(func=cmd_ab)
 
 
 # ---------------------------------------------------------------- parser
 
 
-def _float_in(low: float, high: float) -> Callable[[str], float]:
-    """An argparse type: a number within [low, high], refused with the value quoted."""
-
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"expected {low} to {high}, got {text!r}")
-        return value
-
-    return parse
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse, but bad usage is one line and exit 2 (argparse's own default is 2 too,
-    with the whole usage block first; one line is easier to read in CI logs)."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise UsageError(f"{self.prog}: {message}")
-
-
-def _user_path(text: str) -> Path:
-    """A path argument as the shell would have expanded it: `~` and `~user` work in every
-    option (quoted, or after `=`, the shell leaves them to us)."""
-    return Path(text).expanduser()
-
-
 def _verdict_options(parser: argparse.ArgumentParser) -> None:
     """The options compare and trend share: one rule, defined once (docs/verdicts.md)."""
     for limit in VERDICT_LIMITS.values():
-        parser.add_argument(limit.flag, type=_float_in(limit.low, limit.high),
+        parser.add_argument(limit.flag, type=float_in(limit.low, limit.high),
                             default=limit.default, help=limit.help)
     parser.add_argument("--format", choices=("github", "plain"), default="github",
                         help="table style (default: github)")
-    parser.add_argument("--json", metavar="PATH", type=_user_path,
+    parser.add_argument("--json", metavar="PATH", type=user_path,
                         help="also write the verdicts as JSON "
                         "(schema in docs/verdicts.md)")
     parser.add_argument("--allow-mixed", action="store_true",
                         help="combine non-comparable rows, marked as such")
     parser.add_argument("--allow-duplicates", action="store_true",
                         help="accept a (variant, seed) twice on one side or release, flagged")
-    _allow_different_machines(parser)
-
-
-def _allow_different_machines(parser: argparse.ArgumentParser) -> None:
-    """--allow-different-machines, defined once for compare, trend and report --baseline."""
-    parser.add_argument(ALLOW_DIFFERENT_MACHINES, dest="allow_different_machines",
-                        action="store_true",
-                        help="give step-time verdicts between runs of different or "
-                        "unrecorded machines too, labelled as such (default: not comparable)")
-
-
-DESCRIPTION = """\
-Train four Keras CNNs on cats vs dogs with several seeds, record every number with the
-TensorFlow, Keras, device and data it came from, and tell whether a new TensorFlow
-release made them less accurate or slower. Each session writes a new result set under
-results/runs/; nothing is overwritten."""
-
-EPILOG = """\
-first run (downloads the 68 MB dataset and model4's ImageNet weights if needed):
-  catsdogs data                          where the data is, its counts and fingerprint
-  catsdogs run --epochs 1 --seeds 0 --variants model1     a quick check that all works
-  catsdogs run                           the full matrix: 4 variants x 3 seeds x 20 epochs
-  catsdogs report results/runs/<set>     tables and plots of a result set
-
-The pytest front end runs the same matrix: pytest bench --benchmark-only
-Bad input is one line on stderr and exit status 2 (--debug shows the traceback)."""
-
-RUN_EPILOG = """\
-Every option can also come from CATSDOGS_<NAME> (e.g. CATSDOGS_EPOCHS=5).
-On a terminal it shows the run (k of N), the epoch and ETAs for the run and the whole
-matrix; in a log or with CI set, one line per epoch with the same ETAs.
-
-examples:
-  catsdogs run                                     4 variants x seeds 0,1,2 x 20 epochs
-  catsdogs run --variants model1 --epochs 1 --seeds 0   a quick check that all works
-  catsdogs run --synthetic --epochs 1              offline, on generated data (labelled)
-  catsdogs run --resume results/runs/<set>         finish an interrupted session
-  catsdogs run --shard 2/4                         the 2nd of 4 CI runners' share"""
-
-DATA_EPILOG = """\
-Looks in --data-dir, then CATSDOGS_DATA, then the Keras cache (~/.keras/datasets), then
-downloads the official archive (68 MB, size checked) into the Keras cache.
-
-examples:
-  catsdogs data
-  catsdogs data --data-dir ~/datasets/cats_and_dogs_filtered"""
-
-SPEED_EPILOG = """\
-examples:
-  catsdogs speed --limit 100 --variants model1     a few minutes on a CPU
-  catsdogs speed --speed-epochs 3                   the full data, more timed epochs"""
-
-
-PROBE_EPILOG = """\
-Cost: one batch and --steps training steps per variant and seed (meant to stay under a
-minute each on 2 CPU cores), after the images are decoded once (--limit: quick). examples:
-  catsdogs probe --variants model1,model3 --out tf221.npz
-  catsdogs probe-diff tf218.npz tf221.npz"""
-
-BISECT_EPILOG = """\
-Each combination is a virtual environment (with TensorFlow ~2 GB; pip caches the
-downloads); one that does not install or import is skipped with its reason. example:
-  catsdogs bisect --good tensorflow==2.18.1,keras==3.7.0 \\
-                  --bad tensorflow==2.21.0,keras==3.15.1 --variants model3"""
-
-
-def _subcommand(sub, name: str, summary: str, description: str, epilog: str | None = None):
-    """A subcommand whose --help says what it does for the user, with examples."""
-    return sub.add_parser(name, help=summary, description=description, epilog=epilog,
-                          formatter_class=argparse.RawDescriptionHelpFormatter)
+    allow_different_machines(parser)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="catsdogs", description=DESCRIPTION, epilog=EPILOG,
+    parser = OneLineParser(prog="catsdogs", description=DESCRIPTION, epilog=EPILOG,
                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"catsdogs {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
 
-    data = _subcommand(sub, "data", "find (or download) the dataset and check it",
+    data = subcommand(sub, "data", "find (or download) the dataset and check it",
                        "Find cats_and_dogs_filtered, download it if it is nowhere, check its "
                        "layout and print its counts and fingerprint (whether it is the "
                        "official set).", DATA_EPILOG)
     add_to_argparse(data, (OPTIONS_BY_NAME["data_dir"], OPTIONS_BY_NAME["synthetic"]))
     data.set_defaults(func=cmd_data)
 
-    run = _subcommand(sub, "run", "train every variant x seed and record the results",
+    run = subcommand(sub, "run", "train every variant x seed and record the results",
                       "Train the variant x seed matrix and record every run (accuracy, "
                       "step time, provenance) in a new result set, then print its table. "
                       "Everything that would stop the session (data, weights, results "
@@ -393,35 +379,36 @@ def build_parser() -> argparse.ArgumentParser:
     add_to_argparse(run)
     run.set_defaults(func=cmd_run)
 
-    speed = _subcommand(sub, "speed", "how much faster this pipeline is than the post's",
+    speed = subcommand(sub, "speed", "how much faster this pipeline is than the post's",
                         "Measure input-pipeline throughput and epoch time of this project's "
                         "decode-once pipeline against the post's decode-every-epoch one, "
                         "on the same images and model.", SPEED_EPILOG)
     add_to_argparse(speed)
     add_to_argparse(speed, SPEED_OPTIONS)
     speed.set_defaults(func=cmd_speed)
+    _ab_parser(sub)
 
-    probe = _subcommand(sub, "probe", "a per-layer fingerprint of each variant's training",
+    probe = subcommand(sub, "probe", "a per-layer fingerprint of each variant's training",
                         "Record per variant and seed, on one fixed batch of training images, "
                         "every layer's initial weights, training-mode forward output (random "
                         "layers draw from their seeds) and gradient, the losses of the first "
                         "training steps and the weights after them.", PROBE_EPILOG)
     for options in (PROBE_RUN_OPTIONS, PROBE_OPTIONS):
         add_to_argparse(probe, options)
-    probe.add_argument("--out", metavar="FILE", type=_user_path, required=True,
+    probe.add_argument("--out", metavar="FILE", type=user_path, required=True,
                        help="the probe file to write (a new file; format in docs/verdicts.md)")
     probe.set_defaults(func=cmd_probe)
 
-    probe_diff = _subcommand(sub, "probe-diff", "are two probes identical, and where do they "
+    probe_diff = subcommand(sub, "probe-diff", "are two probes identical, and where do they "
                              "part", "Per variant and seed: identical, or the first layer "
                              "whose output (then gradient) differs and by how much, and the "
                              "first differing training step. Exit 0 all identical, 1 any "
                              "differs, 2 the files cannot be compared.", PROBE_EPILOG)
-    probe_diff.add_argument("a", metavar="A", type=_user_path, help="the base probe file")
-    probe_diff.add_argument("b", metavar="B", type=_user_path, help="the candidate probe file")
+    probe_diff.add_argument("a", metavar="A", type=user_path, help="the base probe file")
+    probe_diff.add_argument("b", metavar="B", type=user_path, help="the candidate probe file")
     probe_diff.set_defaults(func=cmd_probe_diff)
 
-    bisect = _subcommand(sub, "bisect", "which package release first changed the probe",
+    bisect = subcommand(sub, "bisect", "which package release first changed the probe",
                          "Between a good and a bad set of package pins, find which package "
                          "and release first changes the probe (one package at a time, binary "
                          "search over its releases, environments built as tox.ini builds "
@@ -432,7 +419,7 @@ def build_parser() -> argparse.ArgumentParser:
         bisect.add_argument(flag, metavar="PINS", required=True, help=f"{flag[2:]} pins, {what}")
     bisect.add_argument("--python", metavar="PY", default="python3.11", help="interpreter "
                         "of every environment (default: python3.11, as tox.ini's)")
-    bisect.add_argument("--venvs", metavar="DIR", type=_user_path, help="environment cache "
+    bisect.add_argument("--venvs", metavar="DIR", type=user_path, help="environment cache "
                         "(default: $CATSDOGS_VENVS, else ~/.cache/catsdogs/venvs)")
     bisect.add_argument("--pre", action="store_true", help="also search pre-releases")
     for options in (PROBE_RUN_OPTIONS, PROBE_OPTIONS):
@@ -440,10 +427,10 @@ def build_parser() -> argparse.ArgumentParser:
     bisect.set_defaults(func=cmd_bisect)
 
     report = sub.add_parser("report", help="comparison table and plots from result sets")
-    report.add_argument("result_sets", nargs="+", metavar="RESULT_SET", type=_user_path)
+    report.add_argument("result_sets", nargs="+", metavar="RESULT_SET", type=user_path)
     report.add_argument("--format", choices=("github", "latex", "plain", "csv"),
                         default="github", help="table printed (default: github)")
-    report.add_argument("--out", metavar="DIR", type=_user_path,
+    report.add_argument("--out", metavar="DIR", type=user_path,
                         help="where the tables, figures and "
                         "index.html go (default: report/<first set's name>/ beside runs/; "
                         "never a result set)")
@@ -451,37 +438,38 @@ def build_parser() -> argparse.ArgumentParser:
                         "from: model, n, test, val, train, gap, above, step, images, params, "
                         "failed (default: all; LaTeX: model,n,test,val,train,gap, which "
                         "fits a default article's text width)")
-    report.add_argument("--baseline", nargs="+", metavar="SET", type=_user_path,
+    report.add_argument("--baseline", nargs="+", metavar="SET", type=user_path,
                         help="also judge these "
                         "sets against the baseline SET(s) with compare's rule (default "
                         "thresholds) and put the verdicts into index.html")
-    report.add_argument("--readme", metavar="FILE", type=_user_path,
+    report.add_argument("--readme", metavar="FILE", type=user_path,
                         help="also replace the block between "
                         "<!-- REPORT:START --> and <!-- REPORT:END --> in FILE with the "
                         "table and links to every figure (e.g. results/README.md)")
     report.add_argument("--allow-mixed", action="store_true",
                         help="combine non-comparable rows, marked as such")
-    _allow_different_machines(report)
-    report.add_argument("--data-dir", metavar="DIR", type=_user_path,
+    allow_different_machines(report)
+    report.add_argument("--data-dir", metavar="DIR", type=user_path,
                         help="dataset for the sample figures")
     report.add_argument("--no-samples", action="store_true", help="draw no pictures of the "
                         "dataset, even when its folder is at hand (e.g. for committed reports)")
     report.set_defaults(func=cmd_report)
 
     compare = sub.add_parser("compare", help="regression verdicts: BASE vs CANDIDATE")
-    compare.add_argument("sets", nargs="+", metavar="RESULT_SET", type=_user_path,
+    compare.add_argument("sets", nargs="+", metavar="RESULT_SET", type=user_path,
                          help="BASE CANDIDATE; or the base's sets, with --candidate")
-    compare.add_argument("--candidate", nargs="+", metavar="RESULT_SET", type=_user_path,
+    compare.add_argument("--candidate", nargs="+", metavar="RESULT_SET", type=user_path,
                          help="the candidate's sets (shards, or one set per seed group)")
     _verdict_options(compare)
     compare.add_argument("--strict", action="store_true",
-                         help="exit 3 when any verdict is inconclusive (default: exit 0)")
+                         help="exit 3 when any verdict is inconclusive or not comparable "
+                         "(default: exit 0)")
     compare.set_defaults(func=cmd_compare)
     parser.compare_parser = compare  # parse_args parses compare's words on their own
 
     trend = sub.add_parser("trend", help="accuracy and step time across TF versions")
-    trend.add_argument("result_sets", nargs="+", metavar="RESULT_SET", type=_user_path)
-    trend.add_argument("--out", metavar="DIR", type=_user_path,
+    trend.add_argument("result_sets", nargs="+", metavar="RESULT_SET", type=user_path)
+    trend.add_argument("--out", metavar="DIR", type=user_path,
                        help="where trend.png/.pdf go "
                        "(default: report/trend_<first set>/ beside runs/; never a result set)")
     _verdict_options(trend)
