@@ -51,6 +51,7 @@ from catsdogs.options import (
     resolve,
     resolve_one,
 )
+from catsdogs.training.machine import summary
 
 
 def _say(line: str) -> None:
@@ -100,8 +101,6 @@ def _describe_session(session, todo: list, options: BenchOptions,
             + ", ".join(skipped[:5]) + (", ..." if len(skipped) > 5 else ""))
     if options.smoke:
         say(SMOKE_NOTE)
-    from catsdogs.training.machine import summary
-
     say(f"machine: {summary(prepared.environment.get('machine'))}")
     say(f"{len(todo)} run(s) of {options.epochs} epoch(s) to go")
 
@@ -332,8 +331,7 @@ def _ab_parser(sub) -> None:
                     help="also write the verdicts as JSON (schema catsdogs-ab/1, "
                     "docs/verdicts.md); the record then goes beside it")
     ab.add_argument("--strict", action="store_true",
-                    help="exit 3 when any verdict is inconclusive or not comparable "
-                         "(default: exit 0)")
+                    help="exit 3 when a verdict is inconclusive or not comparable")
     ab.set_defaults(func=cmd_ab)
 
 
@@ -462,8 +460,7 @@ def build_parser() -> argparse.ArgumentParser:
                          help="the candidate's sets (shards, or one set per seed group)")
     _verdict_options(compare)
     compare.add_argument("--strict", action="store_true",
-                         help="exit 3 when any verdict is inconclusive or not comparable "
-                         "(default: exit 0)")
+                         help="exit 3 when a verdict is inconclusive or not comparable")
     compare.set_defaults(func=cmd_compare)
     parser.compare_parser = compare  # parse_args parses compare's words on their own
 
