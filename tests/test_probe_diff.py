@@ -127,6 +127,17 @@ def test_different_machines_say_bit_identity_is_not_expected():
     assert "bit-identity" not in diff_probes(fake_probe("A"), fake_probe("B")).text()
 
 
+def test_machine_fingerprints_that_differ_are_named():
+    """The provenance holds the session's machine facts (catsdogs.training.machine): a
+    pinned session's fingerprint differs though the CPU is the same."""
+    a, b = fake_probe("A"), fake_probe("B")
+    a.meta["provenance"]["machine"] = {"fingerprint": "7c2048787cf6", "cpus_usable": 1}
+    b.meta["provenance"]["machine"] = {"fingerprint": "e7f2a43f5494", "cpus_usable": 2}
+    text = diff_probes(a, b).text()
+    assert "machine_fingerprint '7c2048787cf6' vs 'e7f2a43f5494'" in text
+    assert "bit-identity is not expected" in text
+
+
 def test_the_packages_that_differ_are_listed():
     newer = fake_probe("B", packages={"tensorflow": "2.21.0", "keras": "3.15.1"})
     text = diff_probes(fake_probe("A"), newer).text()

@@ -245,10 +245,10 @@ def machine_notes(a: ProbeFile, b: ProbeFile) -> list[str]:
     notes = []
     machine_a, machine_b = a.meta["machine"], b.meta["machine"]
     differ = [key for key in MACHINE_KEYS if machine_a.get(key) != machine_b.get(key)]
-    fingerprint = [(a.meta["provenance"].get(key), b.meta["provenance"].get(key))
-                   for key in ("machine_fingerprint",)]
-    differ += [f"machine_fingerprint {x!r} vs {y!r}" for x, y in fingerprint
-               if x is not None and y is not None and x != y]
+    x, y = ((probe.meta["provenance"].get("machine") or {}).get("fingerprint")
+            for probe in (a, b))  # training.machine's fingerprint, in the session's provenance
+    if x is not None and y is not None and x != y:
+        differ.append(f"machine_fingerprint {x!r} vs {y!r}")
     if a.meta["provenance"].get("device") != b.meta["provenance"].get("device"):
         differ.append("device {!r} vs {!r}".format(a.meta["provenance"].get("device"),
                                                      b.meta["provenance"].get("device")))
