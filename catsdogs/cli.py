@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 from typing import Callable
 
-from catsdogs import __version__
+from catsdogs import __version__, console
 from catsdogs.constants import SMOKE_NOTE
 from catsdogs.errors import UsageError
 from catsdogs.options import (
@@ -64,7 +64,9 @@ def _describe_session(session, todo: list, options: BenchOptions,
                       say: Callable[[str], None]) -> None:
     """What the session is about to do, before the first run: where rows go, which data."""
     prepared = session.prepared
-    say(f"result set: {session.result_set.path}")
+    say(f"result set: {session.result_set.path}" if session.started else
+        f"result set: a new one in {options.results_dir}/runs/, made when the first run "
+        "finishes")
     official = ("" if prepared.info.fingerprint_known
                 else f" NOT the official set: {prepared.info.changes}")
     say(f"data: {prepared.data_dir} ({prepared.dataset}, fingerprint "
@@ -104,26 +106,32 @@ def cmd_run(args: argparse.Namespace) -> int:
     except UsageError:
         reporter.close()  # the one-line refusal goes below any half-drawn bar
         raise
-    result_set, todo = session.result_set, session.todo()
+    todo = session.todo()
     _describe_session(session, todo, options, reporter.line)
     reporter.start_session(todo, options.epochs)
     failed = 0
     try:
         for variant, seed in todo:
             reporter.start_run(variant, seed)
-            row = runner.run_and_record(session.prepared, result_set, variant, seed,
+            row = runner.run_and_record(session.prepared, session, variant, seed,
                                         callbacks=(reporter.keras_callback(),))
             reporter.end_run(row)
             failed += row["status"] != "ok"
     except (KeyboardInterrupt, runner.Interrupted) as exc:
         reporter.close()
-        done = len(result_set.runs())
-        _say(f"interrupted ({str(exc) or 'Ctrl-C'}): {done} finished run(s) are recorded in "
-             f"{result_set.path}; add the missing ones with --resume {result_set.path}")
+        if not session.started:
+            _say(f"interrupted ({str(exc) or 'Ctrl-C'}) before the first run finished; "
+                 "nothing was recorded")
+            return 130
+        result_set = session.result_set
+        _say(f"interrupted ({str(exc) or 'Ctrl-C'}): {len(result_set.runs())} finished "
+             f"run(s) are recorded in {result_set.path}; add the missing ones with "
+             f"--resume {result_set.path}")
         return 130
-    if not result_set.runs():
+    if not session.started or not session.result_set.runs():
         _say("nothing to run: every (variant, seed) pair is already recorded")
         return 0
+    result_set = session.result_set
     from catsdogs.report.tables import render_table
     from catsdogs.resultset.store import load_result_sets
 
@@ -134,10 +142,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from catsdogs.report.build import render_report
+    from catsdogs.report.build import check_report_outputs, render_report
     from catsdogs.report.tables import parse_columns
 
     result_sets = [Path(p) for p in args.result_sets]
+    check_report_outputs(args.out, result_sets, args.readme)  # before --baseline compares
     verdicts_html = None
     if args.baseline:
         from catsdogs.verdicts import compare, output
@@ -180,21 +189,22 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_trend(args: argparse.Namespace) -> int:
-    from catsdogs.report.build import output_dir
+    from catsdogs.markup import plain_text
+    from catsdogs.report.build import check_out, made_dir, trend_dir
     from catsdogs.verdicts import output, trend
 
     json_path = Path(args.json) if args.json else None
     output.check_json_path(json_path)
     paths = [Path(p) for p in args.result_sets]
+    folder = check_out(trend_dir(args.out, paths), args.out is not None)
     built = trend.build_trend(paths, alpha=args.alpha, min_change=args.min_change,
                               max_slowdown=args.max_slowdown, allow_mixed=args.allow_mixed,
                               allow_duplicates=args.allow_duplicates)
     if json_path:
         output.write_json(json_path, output.trend_json(built))
-    folder = output_dir(Path(args.out) if args.out else None, paths)
-    written = output.trend_plot(built, folder)
+    written = output.trend_plot(built, made_dir(folder, args.out is not None))
     print(output.trend_text(built, args.format))
-    print(f"wrote into {folder}: " + ", ".join(path.name for path in written))
+    print(f"wrote into {plain_text(folder)}: " + ", ".join(path.name for path in written))
     return 0
 
 
@@ -227,10 +237,13 @@ def _float_in(low: float, high: float) -> Callable[[str], float]:
 
 class _Parser(argparse.ArgumentParser):
     """argparse, but bad usage is one line and exit 2 (argparse's own default is 2 too,
-    with the whole usage block first; one line is easier to read in CI logs)."""
+    with the whole usage block first; one line is easier to read in CI logs). The line
+    names the subcommand (`catsdogs: error: compare: ...`); `catsdogs: error:` itself
+    comes from `main`, once."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        raise UsageError(f"{self.prog}: {message}")
+        command = self.prog.split(" ", 1)[1] if " " in self.prog else ""
+        raise UsageError(f"{command}: {message}" if command else message)
 
 
 def _user_path(text: str) -> Path:
@@ -393,14 +406,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; whatever happens ends in the documented exit status and at most
+    one line on stderr (catsdogs.console)."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    debug = "--debug" in argv
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TF's C++ chatter is not our output
-    try:
-        args = parse_args(argv)
-        return args.func(args)
-    except UsageError as exc:
-        if debug:
-            raise
-        print(f"catsdogs: error: {exc}", file=sys.stderr)
-        return exc.exit_code
+    return console.outcome(lambda: _dispatch(argv), argv)
+
+
+def _dispatch(argv: list[str]) -> int:
+    args = parse_args(argv)
+    return args.func(args)

@@ -26,7 +26,7 @@ import numpy as np
 
 from catsdogs.constants import BATCH_SIZE, CLASSES, IMAGE_SIZE, SPLIT_NAMES
 from catsdogs.dataset import scan
-from catsdogs.errors import DataError, UsageError
+from catsdogs.errors import DataError, UsageError, quoted
 
 TEST_FRACTION = 192 / 1000  # the post's 6 test batches of 32, out of 1000 validation images
 LABELS = {cls: label for label, cls in enumerate(CLASSES)}  # as Keras assigns them
@@ -180,8 +180,9 @@ def decode_files(root: Path, relpaths: list[str], image_size: tuple[int, int] = 
     if bad_rel and not skip_bad:
         listing = "; ".join(f"{rel} ({bad[str((root / rel).resolve())][:80]})"
                             for rel in bad_rel)
-        raise DataError(f"{len(bad_rel)} unreadable image(s) in {root}: {listing}; expected "
-                        "JPEG/PNG/GIF/BMP files: fix or remove them, or pass --skip-bad-images")
+        raise DataError(f"{len(bad_rel)} unreadable image(s) in {quoted(root)}: {listing}; "
+                        "expected JPEG/PNG/GIF/BMP files: fix or remove them, or pass "
+                        "--skip-bad-images")
     good = [_DECODED[key] for key in keys if key[0] not in bad]
     images = np.stack(good) if good else np.zeros((0, height, width, 3), np.uint8)
     return images, bad_rel
@@ -200,7 +201,7 @@ def check_images(root: Path, info, seeds, limit: int | None = None, *,
     for splits in chosen if bad else ():
         for split, pairs in splits.items():
             if not set(path for path, _ in pairs) - set(bad):
-                raise DataError(f"{root}: no readable images left in the {split} split; "
+                raise DataError(f"{quoted(root)}: no readable images left in the {split} split; "
                                 "expected at least one per split")
     return bad
 
@@ -295,7 +296,7 @@ def load_splits(data_dir, *, seed: int = 0, limit: int | None = None,
             paths = [paths[i] for i in keep]
             split_labels = [split_labels[i] for i in keep]
         if not paths:
-            raise DataError(f"{root}: no readable images left in the {split} split; "
+            raise DataError(f"{quoted(root)}: no readable images left in the {split} split; "
                             "expected at least one per split")
         shuffle_seed = seed if split == "train" else None
         if cache:

@@ -31,8 +31,9 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from catsdogs.errors import ResultsError, StorageError, UsageError
-from catsdogs.fsutil import atomic_write_all, file_lock, write_new_file
+from catsdogs.errors import ResultsError, StorageError, UsageError, os_reason, quoted
+from catsdogs.fsutil import atomic_write_all, check_path_length, file_lock, write_new_file
+from catsdogs.resultset.outputs import made_runs_root
 from catsdogs.resultset.schema import (
     COLUMNS,
     ENVIRONMENT_JSON,
@@ -44,7 +45,9 @@ from catsdogs.resultset.schema import (
     RUNS_CSV,
     SCHEMA_VERSION,
     SCHEMAS,
+    append_problem,
     check_run,
+    check_step_time,
     known_version,
     row_check,
     typed_cell,
@@ -53,9 +56,14 @@ from catsdogs.resultset.schema import (
 # ---------------------------------------------------------------- naming
 
 
+#: Longest part of a set's name: host, release and device together stay far below the
+#: 255 bytes a file system allows a name (a long host name once made the set uncreatable).
+_SLUG_MAX = 64
+
+
 def _slug(text: str) -> str:
-    """File-name-safe: letters, digits, dots and dashes only."""
-    return re.sub(r"[^A-Za-z0-9.-]+", "-", text).strip("-") or "unknown"
+    """File-name-safe: letters, digits, dots and dashes only, at most _SLUG_MAX of them."""
+    return re.sub(r"[^A-Za-z0-9.-]+", "-", text)[:_SLUG_MAX].strip("-") or "unknown"
 
 
 def result_set_name(now: _dt.datetime, host: str, tf_version: str, device: str) -> str:
@@ -102,70 +110,32 @@ def read_csv_rows(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(handle))
 
 
-def _append_rows(path: Path, columns: tuple[str, ...], new_rows: list[dict[str, Any]],
-                 ) -> str:
-    """The file's new text: the old bytes unchanged, the new rows after them. Refuses a
-    file whose header is not this schema's or whose last line was cut short."""
+def _append_rows(path: Path, columns: tuple[str, ...], cells: list[list[str]]) -> str:
+    """The file's new text: the old bytes unchanged, the new rows after them. The loader
+    (`_unappendable`) refuses every file this could not append to exactly, and a set is
+    read through it before each append; this refusal is the last guard."""
     old = path.read_bytes().decode("utf-8", "surrogateescape") if path.exists() else ""
     header = _csv_lines([list(columns)])
-    if old and (not old.startswith(header) or not old.endswith("\n")):
-        raise ResultsError(f"{path}: its header is not this set's schema or its last line "
-                           "is cut short; expected an intact result set (write new runs "
-                           "into a new one)")
-    rows = [_row_cells(columns, row) for row in new_rows]
-    for cells in rows:
-        _check_new_row(path, columns, cells)
-    return (old or header) + _csv_lines(rows)
+    if old and append_problem(old, header):
+        raise ResultsError(f"{quoted(path)}: {append_problem(old, header)}; expected an intact "
+                           "result set (write new runs into a new one)")
+    return (old or header) + _csv_lines(cells)
 
 
-def _check_new_row(path: Path, columns: tuple[str, ...], cells: list[str]) -> None:
-    """The loader's checks on a row about to be written: a row the loader would refuse
-    must never reach the file, where it would make the whole set unreadable."""
-    where = f"{path}: new row"
-    try:
-        row = {column: typed_cell(cell, column, where) for column, cell in zip(columns, cells)}
+def _typed_new_rows(path: Path, columns: tuple[str, ...], cells: list[list[str]]
+                    ) -> list[dict[str, Any]]:
+    """The loader's checks on rows about to be written, typed as the loader would type
+    them: a row the loader would refuse must never reach the file, where it would make
+    the whole set unreadable."""
+    where = f"{quoted(path)}: new row"
+    rows = []
+    for row_cells in cells:
+        row = {column: typed_cell(cell, column, where)
+               for column, cell in zip(columns, row_cells)}
         if "status" in columns:
             check_run(row, where)
-    except ResultsError as exc:
-        raise ResultsError(f"not recording it: {exc}") from None
-
-
-def check_writable(results_dir: str | Path) -> Path:
-    """`results_dir/runs`, after checking a file could be made there: a UsageError
-    otherwise. Creates and writes nothing (it asks the nearest existing folder, which
-    also sees a read-only mount, as root too), so a session refused later (another
-    TensorFlow release, bad weights) leaves no trace. Cheap: no TensorFlow needed."""
-    runs_root = Path(results_dir) / "runs"
-    existing = runs_root
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    if not existing.is_dir():
-        problem = os.strerror(errno.ENOTDIR)
-    elif not os.access(existing, os.W_OK | os.X_OK):
-        problem = os.strerror(errno.EROFS if _read_only_mount(existing) else errno.EACCES)
-    else:
-        return runs_root
-    raise UsageError(f"--results-dir: cannot write into {str(runs_root)!r} ({existing}: "
-                     f"{problem}); expected a writable folder")
-
-
-def _read_only_mount(path: Path) -> bool:
-    """Whether `path` lies on a file system mounted read-only (for the message only)."""
-    try:
-        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
-    except OSError:
-        return False
-
-
-def _made_runs_root(results_dir: str | Path) -> Path:
-    """`results_dir/runs`, checked (`check_writable`) and then created."""
-    runs_root = check_writable(results_dir)
-    try:
-        runs_root.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UsageError(f"--results-dir: cannot create {str(runs_root)!r} "
-                         f"({exc.strerror or exc}); expected a writable folder") from None
-    return runs_root
+        rows.append(row)
+    return rows
 
 
 # ---------------------------------------------------------------- the result set
@@ -191,7 +161,7 @@ class ResultSet:
         second session in the same second gets a `-2` suffix). All or nothing: the files
         are written into a hidden folder that is renamed into place only when complete, so
         a full disk leaves no half-made set (StorageError, and nothing left behind)."""
-        runs_root = _made_runs_root(results_dir)
+        runs_root = made_runs_root(results_dir)
         now = now or _dt.datetime.now(_dt.timezone.utc)
         base = result_set_name(now, environment.get("host", socket.gethostname()),
                                environment.get("tf_version", "unknown"),
@@ -200,8 +170,8 @@ class ResultSet:
         try:
             partial = Path(tempfile.mkdtemp(prefix=f".{base}.partial-", dir=runs_root))
         except OSError as exc:
-            raise StorageError(f"could not create a result set in {runs_root}: "
-                               f"{exc.strerror or exc}; nothing was recorded") from None
+            raise StorageError(f"could not create a result set in {quoted(runs_root)}: "
+                               f"{os_reason(exc)}; nothing was recorded") from None
         try:
             return cls._fill_and_place(partial, runs_root, base, environment, now)
         finally:
@@ -226,13 +196,13 @@ class ResultSet:
             except FileExistsError:
                 continue
             except StorageError as exc:
-                raise StorageError(f"could not create a result set in {runs_root}: "
+                raise StorageError(f"could not create a result set in {quoted(runs_root)}: "
                                    f"{exc.reason}; nothing was recorded") from None
             except OSError as exc:
                 if exc.errno == errno.ENOTEMPTY:  # another session took the name
                     continue
-                raise StorageError(f"could not create result set {runs_root / name}: "
-                                   f"{exc.strerror or exc}; nothing was recorded") from None
+                raise StorageError(f"could not create result set {quoted(runs_root / name)}: "
+                                   f"{os_reason(exc)}; nothing was recorded") from None
             return cls(runs_root / name)
         raise UsageError(f"--results-dir: too many result sets named {base!r}")
 
@@ -241,8 +211,14 @@ class ResultSet:
         """An existing result set, written in its own schema version; a clear error when
         the folder is not one or its version is unknown (nothing is read beyond that)."""
         path = Path(path)
-        if not (path / RUNS_CSV).is_file() or not (path / ENVIRONMENT_JSON).is_file():
-            raise ResultsError(f"{str(path)!r} is not a result set: expected {RUNS_CSV} and "
+        check_path_length("result set", path)
+        try:
+            found = (path / RUNS_CSV).is_file() and (path / ENVIRONMENT_JSON).is_file()
+        except OSError as exc:  # a symbolic-link loop, an I/O error: one line, no traceback
+            raise ResultsError(f"{quoted(path)}: cannot be read ({os_reason(exc)}); expected "
+                               "a result set folder") from None
+        if not found:
+            raise ResultsError(f"{quoted(path)} is not a result set: expected {RUNS_CSV} and "
                                f"{ENVIRONMENT_JSON} in it")
         environment = read_environment(path / ENVIRONMENT_JSON)
         return cls(path, environment["schema_version"])
@@ -271,20 +247,43 @@ class ResultSet:
         if self.schema_version < 2:
             run_row.pop("dataset_changes", None)
         runs_path, epochs_path = self.path / RUNS_CSV, self.path / EPOCHS_CSV
-        with file_lock(self.path / LOCK_FILE):
-            # Every write to a set holds this lock, so a temporary file seen now was left
-            # by a writer killed mid-write: it is never read; remove it.
-            for stale in self.path.glob(".*.tmp"):
-                stale.unlink(missing_ok=True)
-            read_set(self.path)  # a damaged set is refused, never appended to
-            runs_text = _append_rows(runs_path, self.run_columns, [run_row])
-            epochs_text = (_append_rows(epochs_path, self.epoch_columns, epoch_rows)
-                           if epoch_rows else None)
-            try:
+        run_cells = [_row_cells(self.run_columns, run_row)]
+        epoch_cells = [_row_cells(self.epoch_columns, row) for row in epoch_rows]
+        try:
+            with file_lock(self.path / LOCK_FILE):
+                # Every write to a set holds this lock, so a temporary file seen now was
+                # left by a writer killed mid-write: it is never read; remove it.
+                for stale in self.path.glob(".*.tmp"):
+                    stale.unlink(missing_ok=True)
+                recorded = read_set(self.path)  # a damaged set is refused, never appended to
+                self._check_new_rows(recorded, run_cells, epoch_cells)
+                runs_text = _append_rows(runs_path, self.run_columns, run_cells)
+                epochs_text = (_append_rows(epochs_path, self.epoch_columns, epoch_cells)
+                               if epoch_cells else None)
                 atomic_write_all([(epochs_path, epochs_text), (runs_path, runs_text)])
-            except StorageError as exc:
-                raise StorageError(f"{exc}; the rows recorded before are intact; add "
-                                   f"this run again with --resume {self.path}") from None
+        except OSError as exc:  # removing a stale temporary file on a read-only volume
+            raise StorageError(f"could not write into {quoted(self.path)}: {os_reason(exc)}; "
+                               "the rows recorded before are intact; add this run again with "
+                               f"--resume {quoted(self.path)}") from None
+        except StorageError as exc:
+            raise StorageError(f"{exc}; the rows recorded before are intact; add "
+                               f"this run again with --resume {quoted(self.path)}") from None
+
+    def _check_new_rows(self, recorded: "LoadedSet", run_cells: list[list[str]],
+                        epoch_cells: list[list[str]]) -> None:
+        """Every check the loader applies, applied to the rows about to be written (the
+        cells, the run's step time against its epochs, its run_id unique in the set), so
+        no bug can write a row that makes the whole set unreadable."""
+        runs_path = self.path / RUNS_CSV
+        try:
+            (run,) = _typed_new_rows(runs_path, self.run_columns, run_cells)
+            epochs = _typed_new_rows(self.path / EPOCHS_CSV, self.epoch_columns, epoch_cells)
+            if any(row["run_id"] == run["run_id"] for row in recorded.runs):
+                raise ResultsError(f"{quoted(runs_path)}: new row: run_id {run['run_id']!r} "
+                                   "is recorded already; expected each run once")
+            check_step_time(run, epochs, f"{quoted(runs_path)}: new row")
+        except ResultsError as exc:
+            raise ResultsError(f"not recording it: {exc}") from None
 
 
 # ---------------------------------------------------------------- the one loader
@@ -310,23 +309,23 @@ class LoadedSet:
 def _read_text(path: Path, what: str) -> str:
     """A file's text, refusing what our writer never produces: no file, 0 bytes, a
     byte-order mark, bytes that are not UTF-8."""
-    if not path.is_file():
-        raise ResultsError(f"{path}: missing; expected the {what} of a result set")
     try:
+        if not path.is_file():
+            raise ResultsError(f"{quoted(path)}: missing; expected the {what} of a result set")
         raw = path.read_bytes()
     except OSError as exc:
-        raise ResultsError(f"{path}: not readable ({exc.strerror or exc}); expected the "
+        raise ResultsError(f"{quoted(path)}: not readable ({os_reason(exc)}); expected the "
                            f"{what} of a result set") from None
     if not raw:
-        raise ResultsError(f"{path}: empty file; expected the {what} of a result set")
+        raise ResultsError(f"{quoted(path)}: empty file; expected the {what} of a result set")
     if raw.startswith(_BOM):
-        raise ResultsError(f"{path}: starts with a byte-order mark (saved by an editor?); "
-                           "expected plain UTF-8 as the benchmark writes it")
+        raise ResultsError(f"{quoted(path)}: starts with a byte-order mark (saved by an "
+                           "editor?); expected plain UTF-8 as the benchmark writes it")
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise ResultsError(f"{path}: not UTF-8 at byte {exc.start}; expected plain UTF-8 "
-                           "as the benchmark writes it") from None
+        raise ResultsError(f"{quoted(path)}: not UTF-8 at byte {exc.start}; expected plain "
+                           "UTF-8 as the benchmark writes it") from None
 
 
 def read_environment(path: Path) -> dict[str, Any]:
@@ -335,11 +334,16 @@ def read_environment(path: Path) -> dict[str, Any]:
     try:
         environment = json.loads(text)
     except ValueError as exc:
-        raise ResultsError(f"{path}: not readable JSON ({exc}); expected the environment "
-                           "object the benchmark writes") from None
+        raise ResultsError(f"{quoted(path)}: not readable JSON ({exc}); expected the "
+                           "environment object the benchmark writes") from None
+    except RecursionError:  # arrays or objects nested thousands deep
+        raise ResultsError(f"{quoted(path)}: not readable JSON (nested too deep to read); "
+                           "expected the environment object the benchmark writes") from None
     if not isinstance(environment, dict):
-        raise ResultsError(f"{path}: expected a JSON object, got {type(environment).__name__}")
-    environment["schema_version"] = known_version(environment.get("schema_version"), str(path))
+        raise ResultsError(f"{quoted(path)}: expected a JSON object, got "
+                           f"{type(environment).__name__}")
+    environment["schema_version"] = known_version(environment.get("schema_version"),
+                                                  quoted(path))
     return environment
 
 
@@ -356,40 +360,43 @@ def _header_problem(header: list[str], columns: tuple[str, ...]) -> str:
 def _raw_rows(path: Path, columns: tuple[str, ...], version: int
               ) -> list[tuple[int, list[str]]]:
     """(line number, cells) of every row, after checking the header is exactly the
-    schema's and every row is complete: as many fields as the header, and a line end."""
+    schema's and every row is complete: as many fields as the header, and a line end.
+    What the writer could not append to byte for byte (`_unappendable`) is refused here,
+    so every set this accepts can be resumed."""
     text = _read_text(path, f"{path.name} (schema {version})")
-    if not text.endswith("\n"):
-        raise ResultsError(f"{path}: line {text.count(chr(10)) + 1} is cut short (no line "
-                           "end); expected complete rows, as the benchmark writes them")
     reader = csv.reader(io.StringIO(text))
     try:
         header = next(reader)
         if header != list(columns):
-            raise ResultsError(f"{path}: {_header_problem(header, columns)}; expected schema "
-                               f"{version}'s columns (results/README.md)")
+            raise ResultsError(f"{quoted(path)}: {_header_problem(header, columns)}; expected "
+                               f"schema {version}'s columns (results/README.md)")
+        problem = append_problem(text, _csv_lines([list(columns)]))
+        if problem:
+            raise ResultsError(f"{quoted(path)}: {problem}")
         rows = []
         for cells in reader:
             if len(cells) != len(columns):
-                raise ResultsError(f"{path}: line {reader.line_num} has {len(cells)} fields; "
-                                   f"expected {len(columns)} (was the row cut short?)")
+                raise ResultsError(f"{quoted(path)}: line {reader.line_num} has {len(cells)} "
+                                   f"fields; expected {len(columns)} (was the row cut short?)")
             rows.append((reader.line_num, cells))
     except csv.Error as exc:
-        raise ResultsError(f"{path}: not a readable CSV ({exc}); expected the benchmark's "
-                           "CSV") from None
+        raise ResultsError(f"{quoted(path)}: not a readable CSV ({exc}); expected the "
+                           "benchmark's CSV") from None
     return rows
 
 
 def _read_table(path: Path, columns: tuple[str, ...], current: tuple[str, ...],
-                version: int) -> list[dict[str, Any]]:
-    """Checked, typed rows of one CSV, keyed by the current schema's columns."""
+                version: int) -> list[tuple[str, dict[str, Any]]]:
+    """(where, row) of one CSV: checked, typed rows keyed by the current schema's columns,
+    each with the place a message names ('<file>': line N)."""
     typed_rows = []
     for line, cells in _raw_rows(path, columns, version):
-        where = f"{path}: line {line}"
+        where = f"{quoted(path)}: line {line}"
         row: dict[str, Any] = dict.fromkeys(current)
         row.update((column, typed_cell(cell, column, where))
                    for column, cell in zip(columns, cells))
         if row["schema_version"] != version:
-            known_version(row["schema_version"], f"{path}: line {line}")
+            known_version(row["schema_version"], where)
             raise ResultsError(f"{where}: schema_version = {row['schema_version']}; expected "
                                f"{version}, the version in environment.json")
         if "status" in columns:
@@ -397,25 +404,46 @@ def _read_table(path: Path, columns: tuple[str, ...], current: tuple[str, ...],
         if columns[-1] == ROW_CHECK and row_check(cells[:-1]) != cells[-1]:
             raise ResultsError(f"{where}: {ROW_CHECK} does not match the row (cut short or "
                                "edited?); expected rows exactly as the benchmark wrote them")
-        typed_rows.append(row)
+        typed_rows.append((where, row))
     return typed_rows
+
+
+def _check_runs_agree(runs: list[tuple[str, dict[str, Any]]],
+                      epochs: list[dict[str, Any]]) -> None:
+    """What holds across rows: each run_id once in runs.csv (a row recorded twice, even
+    with another seed, would count as one more seed), and each finished run's step time
+    in agreement with its epochs (schema.check_step_time). Every command that reads a set
+    applies these, so `report` never shows a number `compare` would refuse."""
+    by_run: dict[Any, list[dict[str, Any]]] = {}
+    for row in epochs:
+        by_run.setdefault(row["run_id"], []).append(row)
+    first_seen: dict[Any, str] = {}
+    for where, row in runs:
+        if row["run_id"] in first_seen:
+            raise ResultsError(f"{where}: run_id {row['run_id']!r} is recorded already "
+                               f"({first_seen[row['run_id']]}); expected each run once")
+        first_seen[row["run_id"]] = where.rsplit(": ", 1)[-1]
+        check_step_time(row, by_run.get(row["run_id"], []), where)
 
 
 def read_set(path: str | Path) -> LoadedSet:
     """One result set, checked in the order a user can fix things: folder, environment,
-    schema version, columns, rows. Anything our writer would not have written (a newer
-    schema, an extra column, a byte-order mark, corrupt JSON, a seed written as 0.0, a row
-    cut short, test_accuracy disagreeing with test_correct / n_test) is a ResultsError
-    naming the file and line. Reads nothing else and writes nothing."""
+    schema version, columns, rows, then what rows must agree on. Anything our writer
+    would not have written (a newer schema, an extra column, a byte-order mark, CR LF line
+    ends, corrupt JSON, a seed written as 0.0, a row cut short, test_accuracy disagreeing
+    with test_correct / n_test, a negative step time, a run recorded twice) is a
+    ResultsError naming the file and line. Reads nothing else and writes nothing."""
     path = Path(path)
     ResultSet.open(path)
     environment = read_environment(path / ENVIRONMENT_JSON)
     version = environment["schema_version"]
     run_columns, epoch_columns = SCHEMAS[version]
     runs = _read_table(path / RUNS_CSV, run_columns, RUN_COLUMNS, version)
-    epochs = _read_table(path / EPOCHS_CSV, epoch_columns, EPOCH_COLUMNS, version)
+    epochs = [row for _, row in _read_table(path / EPOCHS_CSV, epoch_columns, EPOCH_COLUMNS,
+                                            version)]
+    _check_runs_agree(runs, epochs)
     environment.setdefault("result_set", path.name)
-    return LoadedSet(path, environment, version, runs, epochs)
+    return LoadedSet(path, environment, version, [row for _, row in runs], epochs)
 
 
 def _frame(rows: list[dict[str, Any]], columns: tuple[str, ...], source: str):
@@ -455,13 +483,14 @@ def load_result_sets(paths: Sequence[str | Path]):
     for path in paths:
         resolved = Path(path).expanduser().resolve()
         if resolved in seen:
-            raise UsageError(f"{str(path)!r} is given twice; each result set once, or its "
+            raise UsageError(f"{quoted(path)} is given twice; each result set once, or its "
                              "runs would count twice")
         seen.add(resolved)
         loaded = read_set(Path(path).expanduser())
         if not loaded.runs:
-            raise ResultsError(f"{loaded.path / RUNS_CSV}: no runs recorded; expected at least "
-                               "one row (did the session stop before its first run finished?)")
+            raise ResultsError(f"{quoted(loaded.path / RUNS_CSV)}: no runs recorded; expected "
+                               "at least one row (did the session stop before its first run "
+                               "finished?)")
         runs.append(_frame(loaded.runs, RUN_COLUMNS, str(loaded.path)))
         epochs.append(_frame(loaded.epochs, EPOCH_COLUMNS, str(loaded.path)))
         environments.append(loaded.environment)

@@ -125,13 +125,13 @@ def build_trend(result_sets: Sequence[Path], *, alpha: float = ALPHA,
                 min_change: float = MIN_CHANGE, max_slowdown: float = MAX_SLOWDOWN,
                 allow_mixed: bool = False,
                 allow_duplicates: bool = False) -> Trend:
-    """Load, check (step times against epochs.csv; each variant and seed once per
-    release unless allow_duplicates, then flagged), and compare neighbouring releases."""
+    """Load (the loader checks step times against epochs.csv), check each variant and
+    seed once per release (unless allow_duplicates, then flagged), and compare
+    neighbouring releases."""
     check_parameters(alpha, min_change, max_slowdown)
     runs, epochs, _ = load_result_sets(list(result_sets))
     runs = with_lines(runs)
     markers = check_comparable(runs, allow_mixed)
-    Side("all", runs, epochs).check_step_times()
     if ok_runs(runs).empty:
         raise UsageError("trend: no ok runs in the given result sets; expected at least one "
                          "finished run")
