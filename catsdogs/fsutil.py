@@ -212,7 +212,8 @@ def check_path_length(option: str, path: str | os.PathLike) -> None:
     name_max = _limit(Path(text), "PC_NAME_MAX", _NAME_MAX)
     for part in Path(text).parts:
         if len(os.fsencode(part)) > name_max:
-            raise UsageError(f"{option} {quoted(text)}: its part {quoted(part)} is "
+            shown = quoted(part if len(part) <= 40 else part[:40] + "...")
+            raise UsageError(f"{option} {quoted(text)}: its part {shown} is "
                              f"{len(os.fsencode(part)):,} bytes long; expected names of at "
                              f"most {name_max} bytes (the file system's limit)")
 

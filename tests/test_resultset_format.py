@@ -263,11 +263,11 @@ NUMBERS = {
     # name: (damage(set), fragments of the one line all three commands print)
     "a negative step time": (lambda s: _step_time(s, "-5.0"),
                              ["step_time_ms = '-5.0' is negative",
-                              "expected a finite number >= 0 (ms)"]),
+                              "expected a finite number >= 0 (in ms)"]),
     "an infinite step time": (lambda s: _step_time(s, "inf"),
-                              ["step_time_ms = 'inf' is infinite", ">= 0 (ms)"]),
+                              ["step_time_ms = 'inf' is infinite", ">= 0 (in ms)"]),
     "a negative images/s": (lambda s: _rewrite(s / "runs.csv", 0, images_per_sec="-1600.0"),
-                            ["images_per_sec = '-1600.0' is negative", "(images/s)"]),
+                            ["images_per_sec = '-1600.0' is negative", "(in images/s)"]),
     "a negative count": (lambda s: _rewrite(s / "runs.csv", 0, n_train="-3"),
                          ["n_train = '-3'; expected an integer >= 0"]),
     "a run_id recorded twice with another seed": (

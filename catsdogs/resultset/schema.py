@@ -183,7 +183,7 @@ def typed_cell(text: str, column: str, where: str) -> Any:
     if spec.unit in NON_NEGATIVE_UNITS and not (0 <= value < math.inf or value != value):
         raise ResultsError(f"{where}: {column} = {text!r} is "
                            f"{'negative' if value < 0 else 'infinite'}; expected a finite "
-                           f"number >= 0 ({spec.unit}), as a measurement is")
+                           f"number >= 0 (in {spec.unit})")
     return value
 
 
