@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from catsdogs.errors import UsageError
+from catsdogs.errors import UsageError, system_refusal
 from catsdogs.options import BenchOptions, add_to_pytest, from_pytest
 from catsdogs.training import devices
 
@@ -122,6 +122,9 @@ def pytest_sessionstart(session):
     except UsageError as exc:
         state.reporter.close()
         raise pytest.UsageError(str(exc)) from None
+    except OSError as exc:  # what no check foresaw: one line, not an INTERNALERROR
+        state.reporter.close()
+        raise pytest.UsageError(system_refusal(exc)) from None
     state.todo = state.session.todo()
     _install_signals(state)
 

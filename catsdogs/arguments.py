@@ -13,6 +13,7 @@ from typing import Callable
 
 from catsdogs.constants import ALLOW_DIFFERENT_MACHINES
 from catsdogs.errors import UsageError
+from catsdogs.options import MAX_SEED, OPTIONS_BY_NAME, VERDICT_LIMITS, add_to_argparse
 
 
 def float_in(low: float, high: float) -> Callable[[str], float]:
@@ -44,10 +45,13 @@ def int_in(low: int, high: int) -> Callable[[str], int]:
 
 class OneLineParser(argparse.ArgumentParser):
     """argparse, but bad usage is one line and exit 2 (argparse's own default is 2 too,
-    with the whole usage block first; one line is easier to read in CI logs)."""
+    with the whole usage block first; one line is easier to read in CI logs). The line
+    names the subcommand (`catsdogs: error: compare: ...`); `catsdogs: error:` itself
+    comes from `main`, once."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        raise UsageError(f"{self.prog}: {message}")
+        command = self.prog.split(" ", 1)[1] if " " in self.prog else ""
+        raise UsageError(f"{command}: {message}" if command else message)
 
 
 def allow_different_machines(parser: argparse.ArgumentParser) -> None:
@@ -68,6 +72,57 @@ def subcommand(sub, name: str, summary: str, description: str, epilog: str | Non
     """A subcommand whose --help says what it does for the user, with examples."""
     return sub.add_parser(name, help=summary, description=description, epilog=epilog,
                           formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
+def verdict_options(parser: argparse.ArgumentParser) -> None:
+    """The options compare and trend share: one rule, defined once (docs/verdicts.md)."""
+    for limit in VERDICT_LIMITS.values():
+        parser.add_argument(limit.flag, type=float_in(limit.low, limit.high),
+                            default=limit.default, help=limit.help)
+    parser.add_argument("--format", choices=("github", "plain"), default="github",
+                        help="table style (default: github)")
+    parser.add_argument("--json", metavar="PATH", type=user_path,
+                        help="also write the verdicts as JSON "
+                        "(schema in docs/verdicts.md)")
+    parser.add_argument("--allow-mixed", action="store_true",
+                        help="combine non-comparable rows, marked as such")
+    parser.add_argument("--allow-duplicates", action="store_true",
+                        help="accept a (variant, seed) twice on one side or release, flagged")
+    allow_different_machines(parser)
+
+
+def ab_parser(sub) -> argparse.ArgumentParser:
+    """`catsdogs ab`: its own options, and the data options every run takes."""
+    ab = subcommand(sub, "ab", "step time under two environments, in alternating bursts",
+                     "Train the same model on the same data under two Python environments "
+                     "(an interpreter's path, or tox:NAME), one long-lived worker each, in "
+                     "short alternating bursts (A B B A ...), never both at once; then the "
+                     "step-time ratio CANDIDATE/BASE per variant with a 95% interval and a "
+                     "verdict. Exit 1 on a regression, 3 with --strict when inconclusive, "
+                     "2 for unusable input.", AB_EPILOG)
+    ab.add_argument("base", metavar="BASE", help="interpreter path or tox:NAME")
+    ab.add_argument("candidate", metavar="CANDIDATE", help="interpreter path or tox:NAME")
+    add_to_argparse(ab, tuple(OPTIONS_BY_NAME[name] for name in (
+        "variants", "batch_size", "data_dir", "synthetic", "limit", "weights",
+        "skip_bad_images", "results_dir")))
+    ab.add_argument("--seed", type=int_in(0, MAX_SEED), default=0,
+                    help="the seed of both sides' model and data order (default: 0)")
+    ab.add_argument("--budget", type=float_in(0.01, 1440), default=5.0, metavar="MINUTES",
+                    help="at most this long per variant, warm-up included (default: 5)")
+    ab.add_argument("--max-slowdown", type=float_in(0.1, 1000), default=5.0, metavar="PCT",
+                    help="the step-time growth that counts as a regression (default: 5)")
+    ab.add_argument("--burst-steps", metavar="N", default=None, type=int_in(1, 10_000),
+                    help="training steps per burst (default: about 2 s of steps)")
+    for side in ("base", "candidate"):
+        ab.add_argument(f"--{side}-env", action="append", metavar="K=V",
+                        help=f"an environment variable for the {side} side only, set before "
+                        "TensorFlow loads (repeatable)")
+    ab.add_argument("--json", metavar="PATH", type=user_path,
+                    help="also write the verdicts as JSON (schema catsdogs-ab/1, "
+                    "docs/verdicts.md); the record then goes beside it")
+    ab.add_argument("--strict", action="store_true",
+                    help="exit 3 when a verdict is inconclusive or not comparable")
+    return ab
 
 
 DESCRIPTION = """\

@@ -20,9 +20,8 @@ import sys
 from pathlib import Path
 from typing import Callable
 
-from catsdogs import __version__
+from catsdogs import __version__, console
 from catsdogs.arguments import (
-    AB_EPILOG,
     BISECT_EPILOG,
     DATA_EPILOG,
     DESCRIPTION,
@@ -31,11 +30,11 @@ from catsdogs.arguments import (
     RUN_EPILOG,
     SPEED_EPILOG,
     OneLineParser,
+    ab_parser,
     allow_different_machines,
-    float_in,
-    int_in,
     subcommand,
     user_path,
+    verdict_options,
 )
 from catsdogs.constants import SMOKE_NOTE
 from catsdogs.errors import UsageError
@@ -45,7 +44,6 @@ from catsdogs.options import (
     PROBE_OPTIONS,
     PROBE_RUN_OPTIONS,
     SPEED_OPTIONS,
-    VERDICT_LIMITS,
     BenchOptions,
     add_to_argparse,
     resolve,
@@ -86,7 +84,9 @@ def _describe_session(session, todo: list, options: BenchOptions,
                       say: Callable[[str], None]) -> None:
     """What the session is about to do, before the first run: where rows go, which data."""
     prepared = session.prepared
-    say(f"result set: {session.result_set.path}")
+    say(f"result set: {session.result_set.path}" if session.started else
+        f"result set: a new one in {options.results_dir}/runs/, made when the first run "
+        "finishes")
     official = ("" if prepared.info.fingerprint_known
                 else f" NOT the official set: {prepared.info.changes}")
     say(f"data: {prepared.data_dir} ({prepared.dataset}, fingerprint "
@@ -127,28 +127,34 @@ def cmd_run(args: argparse.Namespace) -> int:
     except UsageError:
         reporter.close()  # the one-line refusal goes below any half-drawn bar
         raise
-    result_set, todo = session.result_set, session.todo()
+    todo = session.todo()
     _describe_session(session, todo, options, reporter.line)
     reporter.start_session(todo, options.epochs)
     failed = 0
     try:
         for variant, seed in todo:
             reporter.start_run(variant, seed)
-            row = runner.run_and_record(session.prepared, result_set, variant, seed,
+            row = runner.run_and_record(session.prepared, session, variant, seed,
                                         callbacks=(reporter.keras_callback(),))
             reporter.end_run(row)
             failed += row["status"] != "ok"
     except (KeyboardInterrupt, runner.Interrupted) as exc:
         reporter.close()
-        done = len(result_set.runs())
-        _say(f"interrupted ({str(exc) or 'Ctrl-C'}): {done} finished run(s) are recorded in "
-             f"{result_set.path}; add the missing ones with --resume {result_set.path}")
+        if not session.started:
+            _say(f"interrupted ({str(exc) or 'Ctrl-C'}) before the first run finished; "
+                 "nothing was recorded")
+            return 130
+        result_set = session.result_set
+        _say(f"interrupted ({str(exc) or 'Ctrl-C'}): {len(result_set.runs())} finished "
+             f"run(s) are recorded in {result_set.path}; add the missing ones with "
+             f"--resume {result_set.path}")
         return 130
-    if not result_set.runs():
+    if not session.started or not session.result_set.runs():
         _say("nothing to run: every (variant, seed) pair is already recorded")
         return 0
+    result_set = session.result_set
     from catsdogs.report.tables import render_table
-    from catsdogs.resultset.store import load_result_sets
+    from catsdogs.resultset.load import load_result_sets
 
     runs, _, environments = load_result_sets([result_set.path])
     print(render_table(runs, environments, "plain"))
@@ -157,10 +163,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from catsdogs.report.build import render_report
+    from catsdogs.report.build import check_report_outputs, render_report
     from catsdogs.report.tables import parse_columns
 
     result_sets = [Path(p) for p in args.result_sets]
+    check_report_outputs(args.out, result_sets, args.readme)  # before --baseline compares
     verdicts_html = None
     if args.baseline:
         from catsdogs.verdicts import compare, output
@@ -205,22 +212,23 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_trend(args: argparse.Namespace) -> int:
-    from catsdogs.report.build import output_dir
+    from catsdogs.markup import plain_text
+    from catsdogs.report.build import check_out, made_dir, trend_dir
     from catsdogs.verdicts import output, trend
 
     json_path = Path(args.json) if args.json else None
     output.check_json_path(json_path)
     paths = [Path(p) for p in args.result_sets]
+    folder = check_out(trend_dir(args.out, paths), args.out is not None)
     built = trend.build_trend(paths, alpha=args.alpha, min_change=args.min_change,
                               max_slowdown=args.max_slowdown, allow_mixed=args.allow_mixed,
                               allow_duplicates=args.allow_duplicates,
                               allow_different_machines=args.allow_different_machines)
     if json_path:
         output.write_json(json_path, output.trend_json(built))
-    folder = output_dir(Path(args.out) if args.out else None, paths)
-    written = output.trend_plot(built, folder)
+    written = output.trend_plot(built, made_dir(folder, args.out is not None))
     print(output.trend_text(built, args.format))
-    print(f"wrote into {folder}: " + ", ".join(path.name for path in written))
+    print(f"wrote into {plain_text(folder)}: " + ", ".join(path.name for path in written))
     return 0
 
 
@@ -299,60 +307,7 @@ def cmd_ab(args: argparse.Namespace) -> int:
     return result.exit_code(strict=args.strict)
 
 
-def _ab_parser(sub) -> None:
-    """`catsdogs ab`: its own options, and the data options every run takes."""
-    from catsdogs.options import MAX_SEED
-
-    ab = subcommand(sub, "ab", "step time under two environments, in alternating bursts",
-                     "Train the same model on the same data under two Python environments "
-                     "(an interpreter's path, or tox:NAME), one long-lived worker each, in "
-                     "short alternating bursts (A B B A ...), never both at once; then the "
-                     "step-time ratio CANDIDATE/BASE per variant with a 95% interval and a "
-                     "verdict. Exit 1 on a regression, 3 with --strict when inconclusive, "
-                     "2 for unusable input.", AB_EPILOG)
-    ab.add_argument("base", metavar="BASE", help="interpreter path or tox:NAME")
-    ab.add_argument("candidate", metavar="CANDIDATE", help="interpreter path or tox:NAME")
-    add_to_argparse(ab, tuple(OPTIONS_BY_NAME[name] for name in (
-        "variants", "batch_size", "data_dir", "synthetic", "limit", "weights",
-        "skip_bad_images", "results_dir")))
-    ab.add_argument("--seed", type=int_in(0, MAX_SEED), default=0,
-                    help="the seed of both sides' model and data order (default: 0)")
-    ab.add_argument("--budget", type=float_in(0.01, 1440), default=5.0, metavar="MINUTES",
-                    help="at most this long per variant, warm-up included (default: 5)")
-    ab.add_argument("--max-slowdown", type=float_in(0.1, 1000), default=5.0, metavar="PCT",
-                    help="the step-time growth that counts as a regression (default: 5)")
-    ab.add_argument("--burst-steps", metavar="N", default=None, type=int_in(1, 10_000),
-                    help="training steps per burst (default: about 2 s of steps)")
-    for side in ("base", "candidate"):
-        ab.add_argument(f"--{side}-env", action="append", metavar="K=V",
-                        help=f"an environment variable for the {side} side only, set before "
-                        "TensorFlow loads (repeatable)")
-    ab.add_argument("--json", metavar="PATH", type=user_path,
-                    help="also write the verdicts as JSON (schema catsdogs-ab/1, "
-                    "docs/verdicts.md); the record then goes beside it")
-    ab.add_argument("--strict", action="store_true",
-                    help="exit 3 when a verdict is inconclusive or not comparable")
-    ab.set_defaults(func=cmd_ab)
-
-
 # ---------------------------------------------------------------- parser
-
-
-def _verdict_options(parser: argparse.ArgumentParser) -> None:
-    """The options compare and trend share: one rule, defined once (docs/verdicts.md)."""
-    for limit in VERDICT_LIMITS.values():
-        parser.add_argument(limit.flag, type=float_in(limit.low, limit.high),
-                            default=limit.default, help=limit.help)
-    parser.add_argument("--format", choices=("github", "plain"), default="github",
-                        help="table style (default: github)")
-    parser.add_argument("--json", metavar="PATH", type=user_path,
-                        help="also write the verdicts as JSON "
-                        "(schema in docs/verdicts.md)")
-    parser.add_argument("--allow-mixed", action="store_true",
-                        help="combine non-comparable rows, marked as such")
-    parser.add_argument("--allow-duplicates", action="store_true",
-                        help="accept a (variant, seed) twice on one side or release, flagged")
-    allow_different_machines(parser)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -384,7 +339,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_to_argparse(speed)
     add_to_argparse(speed, SPEED_OPTIONS)
     speed.set_defaults(func=cmd_speed)
-    _ab_parser(sub)
+    ab_parser(sub).set_defaults(func=cmd_ab)
 
     probe = subcommand(sub, "probe", "a per-layer fingerprint of each variant's training",
                         "Record per variant and seed, on one fixed batch of training images, "
@@ -458,7 +413,7 @@ def build_parser() -> argparse.ArgumentParser:
                          help="BASE CANDIDATE; or the base's sets, with --candidate")
     compare.add_argument("--candidate", nargs="+", metavar="RESULT_SET", type=user_path,
                          help="the candidate's sets (shards, or one set per seed group)")
-    _verdict_options(compare)
+    verdict_options(compare)
     compare.add_argument("--strict", action="store_true",
                          help="exit 3 when a verdict is inconclusive or not comparable")
     compare.set_defaults(func=cmd_compare)
@@ -469,7 +424,7 @@ def build_parser() -> argparse.ArgumentParser:
     trend.add_argument("--out", metavar="DIR", type=user_path,
                        help="where trend.png/.pdf go "
                        "(default: report/trend_<first set>/ beside runs/; never a result set)")
-    _verdict_options(trend)
+    verdict_options(trend)
     trend.set_defaults(func=cmd_trend)
     return parser
 
@@ -485,14 +440,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; whatever happens ends in the documented exit status and at most
+    one line on stderr (catsdogs.console)."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    debug = "--debug" in argv
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TF's C++ chatter is not our output
-    try:
-        args = parse_args(argv)
-        return args.func(args)
-    except UsageError as exc:
-        if debug:
-            raise
-        print(f"catsdogs: error: {exc}", file=sys.stderr)
-        return exc.exit_code
+    return console.outcome(lambda: _dispatch(argv), argv)
+
+
+def _dispatch(argv: list[str]) -> int:
+    args = parse_args(argv)
+    return args.func(args)

@@ -16,6 +16,7 @@ from typing import Any, Callable
 
 from catsdogs.constants import BATCH_SIZE, SMOKE_EPOCHS
 from catsdogs.errors import UsageError
+from catsdogs.fsutil import check_path_length
 
 ENV_PREFIX = "CATSDOGS_"
 
@@ -53,7 +54,9 @@ def parse_path(text: str, *, option: str) -> str:
     value = str(text).strip()
     if not value:
         raise UsageError(f"{option}: expected a path, got {text!r}")
-    return os.path.expanduser(value)
+    value = os.path.expanduser(value)
+    check_path_length(option, value)  # ENAMETOOLONG as one line, before anything runs
+    return value
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -69,21 +72,26 @@ def parse_seeds(text: str) -> list[int]:
                              f"got {text!r}")
         seeds.append(int(part))
     if len(set(seeds)) != len(seeds):
-        raise UsageError(f"--seeds: each seed once, got {text!r}")
+        raise UsageError(f"--seeds: {text!r} names a seed twice; expected each seed once")
     return seeds
 
 
 def parse_variants(text: str) -> list[str]:
     """'all' or a comma list of variant names or aliases (model1..model4); returns
-    canonical names in registry order."""
+    canonical names in registry order. A variant named twice is refused, as a seed
+    given twice is: the user meant something else, and silently running it once hides
+    the mistake."""
     from catsdogs.models import VARIANTS, canonical_name
 
     if str(text).strip().lower() == "all":
         return list(VARIANTS)
-    wanted = {canonical_name(part.strip()) for part in str(text).split(",") if part.strip()}
-    if not wanted:
+    named = [canonical_name(part.strip()) for part in str(text).split(",") if part.strip()]
+    if not named:
         raise UsageError(f"--variants: expected 'all' or a comma list, got {text!r}")
-    return [name for name in VARIANTS if name in wanted]
+    if len(set(named)) != len(named):  # the rule --seeds follows: a repeat is a mistake
+        raise UsageError(f"--variants: {text!r} names a variant twice (a name and its alias "
+                         "are one variant); expected each variant once")
+    return [name for name in VARIANTS if name in named]
 
 
 def parse_weights(text: str) -> str:
@@ -94,7 +102,9 @@ def parse_weights(text: str) -> str:
         return value.lower()
     if not value:
         raise UsageError("--weights: expected imagenet, none or a path, got ''")
-    return os.path.expanduser(value)
+    value = os.path.expanduser(value)
+    check_path_length("--weights", value)
+    return value
 
 
 MAX_SHARDS = 10_000
@@ -325,8 +335,8 @@ def _checked(option: Option, value: Any, source: str | None) -> Any:
     except UsageError as exc:
         text = str(exc)
         for prefix in {option.flag, source or option.flag}:  # the source is named once
-            if text.startswith(prefix + ":"):
-                text = text[len(prefix) + 1:].lstrip()
+            if text.startswith((prefix + ":", prefix + " ")):  # '--x: ...', "--x 'path': ..."
+                raise UsageError(f"{source or option.flag}{text[len(prefix):]}") from None
         raise UsageError(f"{source or option.flag}: {text}") from None
 
 

@@ -245,8 +245,8 @@ def test_a_seed_twice_on_one_side_is_refused_unless_allowed(tmp_path, capsys):
     assert main(["compare", str(first), str(second), "--candidate", str(other)]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
-    assert f"{second / 'runs.csv'} line 2: baseline_cnn seed 1" in err
-    assert f"{first / 'runs.csv'} line 3" in err
+    assert f"{str(second / 'runs.csv')!r}: line 2: baseline_cnn seed 1" in err
+    assert f"{str(first / 'runs.csv')!r}: line 3" in err
     assert main(["compare", str(first), str(second), "--candidate", str(other),
                  "--allow-duplicates"]) in (0, 1)
 
@@ -268,7 +268,7 @@ def test_step_time_disagreeing_with_epochs_csv_is_refused_naming_file_and_line(
     out_json = tmp_path / "verdicts.json"
     assert main(["compare", str(good), str(damaged), "--json", str(out_json)]) == 2
     err = capsys.readouterr().err
-    assert f"{runs_csv} line 3: step_time_ms" in err and "epochs.csv" in err
+    assert f"{str(runs_csv)!r}: line 3: step_time_ms" in err and "epochs.csv" in err
     assert not out_json.exists()
 
 

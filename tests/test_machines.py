@@ -12,8 +12,8 @@ import pytest
 from resultsets import TEST_MACHINE, copy_result_set, stand_in_machine, write_result_set
 
 from catsdogs.cli import main
+from catsdogs.resultset.load import load_result_sets
 from catsdogs.resultset.machines import speed_rule
-from catsdogs.resultset.store import load_result_sets
 from catsdogs.verdicts.compare import compare
 from catsdogs.verdicts.output import compare_html, compare_json, compare_text
 from catsdogs.verdicts.trend import build_trend

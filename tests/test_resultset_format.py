@@ -11,10 +11,20 @@ import shutil
 from pathlib import Path
 
 import pytest
+from resultsets import write_result_set
 
+from catsdogs.cli import main
 from catsdogs.errors import ResultsError
-from catsdogs.resultset.schema import COLUMNS, EPOCH_COLUMNS, RUN_COLUMNS, SCHEMA_VERSION, SCHEMAS
-from catsdogs.resultset.store import SOURCE, ResultSet, load_result_sets, read_set
+from catsdogs.resultset.load import SOURCE, load_result_sets, read_set
+from catsdogs.resultset.schema import (
+    COLUMNS,
+    EPOCH_COLUMNS,
+    RUN_COLUMNS,
+    SCHEMA_VERSION,
+    SCHEMAS,
+    row_check,
+)
+from catsdogs.resultset.store import ResultSet
 
 ROOT = Path(__file__).resolve().parents[1]
 #: The first real result set, committed with schema 1 (model1, 20 epochs, full data).
@@ -126,9 +136,11 @@ def test_resume_into_an_older_set_appends_rows_of_its_own_schema(tmp_path, sourc
            if key not in ("schema_version", "result_set", "row_sha256")}
     row.update(run_id="again", seed="9", dataset_changes="ignored by schema 1",
                machine_fingerprint="0123456789ab", contended=True)  # newer columns: dropped
-    epoch = dict(_raw(copy / "epochs.csv")[0], run_id="again", seed="9", other_cpu_s=1.0)
-    epoch.pop("row_sha256", None)
-    result_set.append_run(row, [epoch])
+    epochs = [{key: value for key, value in epoch.items()
+               if key not in ("schema_version", "row_sha256")}
+              | {"run_id": "again", "seed": "9", "other_cpu_s": 1.0}
+              for epoch in _raw(copy / "epochs.csv")]
+    result_set.append_run(row, epochs)  # with its epochs: its step time has their support
     after = (copy / "runs.csv").read_bytes()
     assert after.startswith(before["runs.csv"])
     assert (copy / "epochs.csv").read_bytes().startswith(before["epochs.csv"])
@@ -229,7 +241,7 @@ def test_the_one_loader_refuses_damage_naming_file_and_line(case, tmp_path):
 def test_a_schema_1_row_cut_short_is_found_too(tmp_path):
     copy = shutil.copytree(SCHEMA1_SET, tmp_path / SCHEMA1_SET.name)
     _cut(copy / "runs.csv", (copy / "runs.csv").stat().st_size - 12)
-    with pytest.raises(ResultsError, match=r"runs.csv: line 2 is cut short"):
+    with pytest.raises(ResultsError, match=r"runs.csv': line 2 is cut short"):
         read_set(copy)
     with pytest.raises(ResultsError, match="line 2 is cut short"):
         ResultSet.open(copy).append_run({"run_id": "x", "variant": "baseline_cnn",
@@ -252,4 +264,96 @@ def test_the_writer_never_writes_a_row_the_loader_would_refuse(tmp_path):
            "n_test": 192, "test_correct": 127, "test_accuracy": 0.9}
     with pytest.raises(ResultsError, match="not recording it: .*test_accuracy = 0.9"):
         ResultSet.open(folder).append_run(bad, [])
+    assert {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()} == before
+
+
+# ---------------------------------------------------------------- numbers every command refuses
+
+
+def _rewrite(path: Path, index: int, **cells: str) -> None:
+    """Set cells of data row `index` (0 = the first) and recompute its row check: a
+    consistent row, so only the rule under test can refuse it."""
+    with open(path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    rows[index].update(cells)
+    if "row_sha256" in rows[index]:
+        rows[index]["row_sha256"] = row_check([v for k, v in rows[index].items()
+                                               if k != "row_sha256"])
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, list(rows[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def _step_time(folder: Path, value: str) -> None:
+    """The first run's step time and its epochs' medians all `value` (files agreeing)."""
+    run_id = _raw(folder / "runs.csv")[0]["run_id"]
+    _rewrite(folder / "runs.csv", 0, step_time_ms=value)
+    for index, epoch in enumerate(_raw(folder / "epochs.csv")):
+        if epoch["run_id"] == run_id:
+            _rewrite(folder / "epochs.csv", index, step_ms_median=value)
+
+
+def _run_twice(folder: Path) -> None:
+    """The first row again, under another seed: it counted as one more seed (n 2 -> 3)."""
+    rows = _raw(folder / "runs.csv")
+    with open(folder / "runs.csv", "a", newline="") as handle:
+        csv.DictWriter(handle, list(rows[0]), lineterminator="\n").writerow(rows[0])
+    _rewrite(folder / "runs.csv", len(rows), seed="7")
+
+
+NUMBERS = {
+    # name: (damage(set), fragments of the one line all three commands print)
+    "a negative step time": (lambda s: _step_time(s, "-5.0"),
+                             ["step_time_ms = '-5.0' is negative",
+                              "expected a finite number >= 0 (in ms)"]),
+    "an infinite step time": (lambda s: _step_time(s, "inf"),
+                              ["step_time_ms = 'inf' is infinite", ">= 0 (in ms)"]),
+    "a negative images/s": (lambda s: _rewrite(s / "runs.csv", 0, images_per_sec="-1600.0"),
+                            ["images_per_sec = '-1600.0' is negative", "(in images/s)"]),
+    "a negative count": (lambda s: _rewrite(s / "runs.csv", 0, n_train="-3"),
+                         ["n_train = '-3'; expected an integer >= 0"]),
+    "a run_id recorded twice with another seed": (
+        _run_twice, ["runs.csv': line 4: run_id", "is recorded already (line 2)",
+                     "expected each run once"]),
+    "a step time outside its epochs'": (
+        lambda s: _rewrite(s / "runs.csv", 0, step_time_ms="9999.0"),
+        ["step_time_ms = 9999.0", "lies outside its per-epoch median step times",
+         "expected runs.csv and epochs.csv to agree"]),
+}
+
+
+@pytest.mark.parametrize("case", list(NUMBERS))
+def test_report_compare_and_trend_refuse_the_same_numbers_with_one_line(case, tmp_path,
+                                                                       capsys):
+    """`report` used to tabulate numbers `compare` refused (a negative step time, a run
+    counted twice); now the one loader refuses them for every command."""
+    folder = write_result_set(tmp_path / "a", variants=["baseline_cnn"], seeds=[0, 1])
+    other = write_result_set(tmp_path / "b", variants=["baseline_cnn"], seeds=[0, 1], rng=3)
+    damage, fragments = NUMBERS[case]
+    damage(folder)
+    lines = []
+    for argv in (["report", str(folder), "--out", str(tmp_path / "out")],
+                 ["compare", str(other), str(folder)], ["trend", str(other), str(folder)]):
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1, err
+        lines.append(err)
+    assert len(set(lines)) == 1, lines  # the same words from every command
+    assert str(folder) in lines[0]
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, lines[0])
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_writer_refuses_a_negative_step_time_and_a_run_id_twice(tmp_path):
+    folder = _current_set(tmp_path)
+    before = {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
+    result_set = ResultSet.open(folder)
+    ok = {"variant": "baseline_cnn", "status": "ok", "n_test": 192, "test_correct": 127,
+          "test_accuracy": 127 / 192}
+    with pytest.raises(ResultsError, match="not recording it: .*step_time_ms = '-5.0' is neg"):
+        result_set.append_run(dict(ok, run_id="r1", seed=1, step_time_ms=-5.0), [])
+    with pytest.raises(ResultsError, match="not recording it: .*run_id 'r0' is recorded"):
+        result_set.append_run(dict(ok, run_id="r0", seed=2), [])
     assert {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()} == before

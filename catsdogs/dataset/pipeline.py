@@ -27,7 +27,7 @@ import numpy as np
 
 from catsdogs.constants import BATCH_SIZE, CLASSES, IMAGE_SIZE, SPLIT_NAMES
 from catsdogs.dataset import scan
-from catsdogs.errors import DataError, UsageError
+from catsdogs.errors import DataError, UsageError, quoted
 
 TEST_FRACTION = 192 / 1000  # the post's 6 test batches of 32, out of 1000 validation images
 LABELS = {cls: label for label, cls in enumerate(CLASSES)}  # as Keras assigns them
@@ -214,8 +214,9 @@ def decode_files(root: Path, relpaths: list[str], image_size: tuple[int, int] = 
     if bad_rel and not skip_bad:
         listing = "; ".join(f"{rel} ({bad[path][:80]})" for rel, path in zip(relpaths, paths)
                             if path in bad)
-        raise DataError(f"{len(bad_rel)} unreadable image(s) in {root}: {listing}; expected "
-                        "JPEG/PNG/GIF/BMP files: fix or remove them, or pass --skip-bad-images")
+        raise DataError(f"{len(bad_rel)} unreadable image(s) in {quoted(root)}: {listing}; "
+                        "expected JPEG/PNG/GIF/BMP files: fix or remove them, or pass "
+                        "--skip-bad-images")
     if fresh is not None and missing == paths:
         return fresh, bad_rel  # every file new and once, in order: the array is the answer
     good = [_DECODED[(path, height, width)] for path in paths if path not in bad]
@@ -236,7 +237,7 @@ def check_images(root: Path, info, seeds, limit: int | None = None, *,
     for splits in chosen if bad else ():
         for split, pairs in splits.items():
             if not set(path for path, _ in pairs) - set(bad):
-                raise DataError(f"{root}: no readable images left in the {split} split; "
+                raise DataError(f"{quoted(root)}: no readable images left in the {split} split; "
                                 "expected at least one per split")
     return bad
 
@@ -331,7 +332,7 @@ def load_splits(data_dir, *, seed: int = 0, limit: int | None = None,
             paths = [paths[i] for i in keep]
             split_labels = [split_labels[i] for i in keep]
         if not paths:
-            raise DataError(f"{root}: no readable images left in the {split} split; "
+            raise DataError(f"{quoted(root)}: no readable images left in the {split} split; "
                             "expected at least one per split")
         shuffle_seed = seed if split == "train" else None
         if cache:

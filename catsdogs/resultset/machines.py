@@ -32,8 +32,8 @@ import pandas as pd
 
 from catsdogs.constants import ALLOW_DIFFERENT_MACHINES as ALLOW
 from catsdogs.errors import ResultsError
+from catsdogs.resultset.load import SOURCE, read_environment
 from catsdogs.resultset.schema import ENVIRONMENT_JSON, is_missing
-from catsdogs.resultset.store import SOURCE, read_environment
 from catsdogs.training.contention import CONTENDED_SHARE
 from catsdogs.training.machine import (
     FINGERPRINT_FACTS,

@@ -8,8 +8,10 @@ typing of a cell and the checks of a row belong to the format, so they are here 
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import hashlib
+import io
 import math
 import re
 from typing import Any, Iterable
@@ -148,6 +150,11 @@ def row_check(cells: Iterable[str]) -> str:
 
 
 KNOWN_SCHEMA_VERSIONS: tuple[int, ...] = tuple(SCHEMAS)
+#: Units of measurements that cannot be negative or infinite: times, rates, memory. (A
+#: loss may be inf or NaN: a diverged run records it; an accuracy is a fraction.)
+NON_NEGATIVE_UNITS = frozenset({"ms", "s", "images/s", "MiB"})
+#: Relative slack when checking a run's step_time_ms against its epochs (float rounding).
+STEP_SLACK = 1e-9
 _INTEGER = re.compile(r"-?[0-9]+")
 _TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?"
                    r"(Z|[+-][0-9]{2}:[0-9]{2})")
@@ -177,6 +184,8 @@ def typed_cell(text: str, column: str, where: str) -> Any:
     if spec.kind == "int":
         if not _INTEGER.fullmatch(text):
             raise ResultsError(f"{where}: {column} = {text!r}; expected an integer")
+        if text.startswith("-"):  # counts, sizes, seeds, epochs: none is ever negative
+            raise ResultsError(f"{where}: {column} = {text!r}; expected an integer >= 0")
         return int(text)
     if spec.kind == "bool":
         if text not in ("true", "false"):
@@ -193,6 +202,12 @@ def typed_cell(text: str, column: str, where: str) -> Any:
         raise ResultsError(f"{where}: {column} = {text!r}; expected a number") from None
     if spec.kind == "fraction" and not 0 <= value <= 1 and value == value:  # NaN passes
         raise ResultsError(f"{where}: {column} = {text!r}; expected a fraction in [0, 1]")
+    if spec.unit == "probability" and not 0 <= value <= 1 and value == value:
+        raise ResultsError(f"{where}: {column} = {text!r}; expected a probability in [0, 1]")
+    if spec.unit in NON_NEGATIVE_UNITS and not (0 <= value < math.inf or value != value):
+        raise ResultsError(f"{where}: {column} = {text!r} is "
+                           f"{'negative' if value < 0 else 'infinite'}; expected a finite "
+                           f"number >= 0 (in {spec.unit})")
     return value
 
 
@@ -213,3 +228,59 @@ def check_run(row: dict[str, Any], where: str) -> None:
     if accuracy == accuracy and abs(accuracy - correct / n_test) > 1e-6:
         raise ResultsError(f"{where}: test_accuracy = {accuracy!r} but test_correct / n_test "
                            f"= {correct}/{n_test} = {correct / n_test:.6f}; expected them equal")
+
+
+def append_problem(text: str, header: str) -> str | None:
+    """Why the writer could not append rows to a CSV holding `text` and keep every old
+    byte: its header is not byte for byte the one the writer writes (line ends of a
+    spreadsheet, quotes, spaces), or its last line has no line end. None when it can.
+    The loader (catsdogs.resultset.store) refuses the same, so a set that passes its
+    `read_set` can always be appended to: `--resume` finds out before it trains."""
+    first = text.split("\n", 1)[0] + "\n"
+    if first.endswith("\r\n"):
+        return ("line 1 ends in CR LF (saved by a spreadsheet or a Windows editor?); "
+                "expected plain LF line ends, as the benchmark writes them")
+    if first != header:
+        return ("line 1 is not byte for byte the header the benchmark writes (quotes or "
+                "spaces added?); expected it unchanged")
+    if not text.endswith("\n"):
+        return (f"line {text.count(chr(10)) + 1} is cut short (no line end); expected "
+                "complete rows, as the benchmark writes them")
+    return None
+
+
+def step_medians(epoch_rows: Iterable[dict[str, Any]]) -> list[float]:
+    """A run's per-epoch median step times from epoch 2 on (epoch 1 holds tracing and
+    autotuning), or every epoch's when it has only one: what step_time_ms summarises,
+    and what the step-time verdict uses (catsdogs.verdicts.side)."""
+    timed = [row for row in epoch_rows if not is_missing(row.get("step_ms_median"))]
+    later = [row for row in timed if row["epoch"] >= 2]
+    return [float(row["step_ms_median"]) for row in (later or timed)]
+
+
+def check_step_time(run: dict[str, Any], epoch_rows: list[dict[str, Any]], where: str) -> None:
+    """One source of truth for step time: a finished run's step_time_ms is the median of
+    all steps of epochs 2..N, so it lies between the smallest and largest per-epoch
+    median of those epochs in epochs.csv. Anything else means the files disagree."""
+    value = run.get("step_time_ms")
+    if run.get("status") != "ok" or is_missing(value):
+        return
+    medians = step_medians(epoch_rows)
+    if not medians:
+        raise ResultsError(f"{where}: step_time_ms = {value!r} for run {run['run_id']!r}, "
+                           "but epochs.csv has no step times for it; expected its "
+                           "per-epoch step_ms_median rows")
+    low, high = min(medians), max(medians)
+    if not low * (1 - STEP_SLACK) <= value <= high * (1 + STEP_SLACK):
+        raise ResultsError(f"{where}: step_time_ms = {value!r} for run {run['run_id']!r} "
+                           f"lies outside its per-epoch median step times in epochs.csv "
+                           f"({low:.6g} to {high:.6g} ms); expected runs.csv and epochs.csv "
+                           "to agree (a run's step time is the median of those epochs' steps)")
+
+
+def csv_lines(rows: Iterable[list[str]]) -> str:
+    """Rows as the writer writes them (csv, LF line ends): the bytes the loader holds a
+    file's header and rows against."""
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerows(rows)
+    return buffer.getvalue()

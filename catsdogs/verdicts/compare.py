@@ -30,8 +30,8 @@ from catsdogs.errors import UsageError
 from catsdogs.options import VERDICT_LIMITS
 from catsdogs.resultset.comparable import check_comparable, duplicate_seeds, unique, variant_order
 from catsdogs.resultset.describe import verdict_scope
+from catsdogs.resultset.load import SOURCE
 from catsdogs.resultset.machines import NOT_COMPARABLE, SpeedRule, scope_warnings, speed_rule
-from catsdogs.resultset.store import SOURCE
 from catsdogs.verdicts.identity import Identity, identity, seed_pairs
 from catsdogs.verdicts.side import Side
 
@@ -295,8 +295,21 @@ def compare(base: Sequence[Path], candidate: Sequence[Path], *, alpha: float = A
     markers = check_comparable(pd.concat([base_side.runs, candidate_side.runs],
                                          ignore_index=True), allow_mixed)
     return compare_sides(base_side, candidate_side, alpha=alpha, min_change=min_change,
-                         max_slowdown=max_slowdown, notes=markers,
+                         max_slowdown=max_slowdown, notes=markers + _same_sets(base, candidate),
                          allow_different_machines=allow_different_machines)
+
+
+def _same_sets(base: Sequence[Path], candidate: Sequence[Path]) -> list[str]:
+    """A note when a result set stands on both sides: its runs are compared with
+    themselves, so `identical` then says nothing about a change between releases."""
+    candidates = {Path(path).expanduser().resolve() for path in candidate}
+    both = [Path(path).name for path in base if Path(path).expanduser().resolve() in candidates]
+    if not both:
+        return []
+    whole = len(both) == len(base) == len(candidates)
+    return [f"note: {'the candidate is the base itself' if whole else 'on both sides'} "
+            f"({', '.join(both)}): its runs are compared with themselves and agree by "
+            "construction; expected a candidate result set other than the base"]
 
 
 def _setting_notes(base: Side, candidate: Side) -> list[str]:

@@ -25,8 +25,8 @@ from catsdogs.resultset.comparable import (
     variant_order,
 )
 from catsdogs.resultset.describe import verdict_scope
+from catsdogs.resultset.load import load_result_sets
 from catsdogs.resultset.machines import scope_warnings
-from catsdogs.resultset.store import load_result_sets
 from catsdogs.verdicts.compare import (
     ACCURACY,
     ALPHA,
@@ -126,13 +126,13 @@ def build_trend(result_sets: Sequence[Path], *, alpha: float = ALPHA,
                 min_change: float = MIN_CHANGE, max_slowdown: float = MAX_SLOWDOWN,
                 allow_mixed: bool = False, allow_duplicates: bool = False,
                 allow_different_machines: bool = False) -> Trend:
-    """Load, check (step times against epochs.csv; each variant and seed once per
-    release unless allow_duplicates, then flagged), and compare neighbouring releases."""
+    """Load (the loader checks step times against epochs.csv), check each variant and
+    seed once per release (unless allow_duplicates, then flagged), and compare
+    neighbouring releases."""
     check_parameters(alpha, min_change, max_slowdown)
     runs, epochs, _ = load_result_sets(list(result_sets))
     runs = with_lines(runs)
     markers = check_comparable(runs, allow_mixed)
-    Side("all", runs, epochs).check_step_times()
     if ok_runs(runs).empty:
         raise UsageError("trend: no ok runs in the given result sets; expected at least one "
                          "finished run")
