@@ -12,6 +12,7 @@ full device is one line and exit 1.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from typing import Callable
 
@@ -108,6 +109,7 @@ def outcome(command: Callable[[], int], argv: list[str]) -> int:
     except KeyboardInterrupt:
         if debug:
             raise
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # the line below is the last word
         command = _command(argv)
         print(f"interrupted (Ctrl-C): catsdogs {command} stopped before it finished"
               + ("; no result set was changed" if command in READ_ONLY_COMMANDS else ""),
