@@ -12,12 +12,12 @@ not exist is never reached), and leaves every set byte for byte as it was.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from external_tools import read_only_mounts, read_only_wrap
 from resultsets import write_result_set
 from test_bad_inputs import catsdogs, error_line, no_tensorflow, snapshot  # noqa: F401
 
@@ -172,22 +172,14 @@ def test_json_that_cannot_be_written_is_refused_first_naming_the_option(case, co
     assert snapshot(base.parent) == before
 
 
-def _read_only_mounts() -> bool:
-    if shutil.which("unshare") is None:
-        return False
-    return subprocess.run(["unshare", "-rm", "true"], capture_output=True,
-                          check=False).returncode == 0
-
-
-@pytest.mark.skipif(not _read_only_mounts(), reason="no user namespaces (unshare -rm) here")
+@pytest.mark.skipif(not read_only_mounts(), reason="no user namespaces (unshare -rm) here")
 def test_json_on_a_read_only_volume_is_refused_before_comparing(sets, tmp_path, request):
     """A read-only bind mount (root ignores permission bits, not a read-only mount)."""
     base, candidate = sets
     no_tf = request.getfixturevalue("no_tensorflow")
     shelf = tmp_path / "shelf"
     shelf.mkdir()
-    wrap = ["unshare", "-rm", "sh", "-c", f'mount --bind "{shelf}" "{shelf}" && '
-            f'mount -o remount,bind,ro "{shelf}" && exec "$@"', "sh"]
+    wrap = read_only_wrap(shelf)
     environ = dict(os.environ, PYTHONPATH=os.pathsep.join(
         filter(None, [str(no_tf), os.environ.get("PYTHONPATH")])))
     done = subprocess.run([*wrap, sys.executable, "-m", "catsdogs", "compare", str(base),
