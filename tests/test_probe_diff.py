@@ -26,6 +26,7 @@ from catsdogs.attribution.fileformat import (
     read_probe,
     sample_indices,
 )
+from catsdogs.errors import quoted
 
 
 @pytest.fixture
@@ -201,16 +202,16 @@ def _npz(path, meta=None, **arrays):
 
 
 @pytest.mark.parametrize("make, fragments", [
-    (lambda d: d / "missing.npz", ["missing.npz: no such file"]),
-    (lambda d: d, ["is a folder"]),
+    (lambda d: d / "missing.npz", ["missing.npz': no such file"]),
+    (lambda d: d, ["': is a folder"]),
     (lambda d: (d / "notes.txt").write_text("hello") and d / "notes.txt",
-     ["notes.txt: not a probe file"]),
-    (lambda d: np.save(d / "x.npy", np.zeros(3)) or d / "x.npy", ["x.npy: not a probe file"]),
-    (lambda d: _npz(d / "plain.npz", x=np.zeros(2)), ["plain.npz: not a probe file"]),
+     ["notes.txt': not a probe file"]),
+    (lambda d: np.save(d / "x.npy", np.zeros(3)) or d / "x.npy", ["x.npy': not a probe file"]),
+    (lambda d: _npz(d / "plain.npz", x=np.zeros(2)), ["plain.npz': not a probe file"]),
     (lambda d: _npz(d / "v2.npz", {"format": "catsdogs-probe/2"}),
      ["format 'catsdogs-probe/2'", repr(FORMAT)]),
     (lambda d: _npz(d / "bare.npz", {"format": FORMAT}),
-     ["bare.npz: malformed probe file (meta.json has no options, data, provenance, machine, "
+     ["bare.npz': malformed probe file (meta.json has no options, data, provenance, machine, "
       "probes)"]),
 ], ids=["missing", "folder", "text file", "npy", "npz without meta", "other format",
         "malformed"])
@@ -234,7 +235,7 @@ def test_an_unusable_file_is_one_line_exit_2_without_tensorflow(tmp_path, tf_blo
 def test_probes_not_made_alike_are_refused(command, tmp_path, kwargs, fragments):
     a = write_fake(tmp_path / "a.npz")
     b = write_fake(tmp_path / "b.npz", **kwargs)
-    error_line(command("probe-diff", str(a), str(b)), f"{a} and {b}", *fragments)
+    error_line(command("probe-diff", str(a), str(b)), f"{quoted(a)} and {quoted(b)}", *fragments)
 
 
 def test_other_batch_files_are_refused(command, tmp_path):

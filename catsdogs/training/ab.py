@@ -185,8 +185,8 @@ PARAM_KEYS = ("params_total", "params_trainable", "params_non_trainable")
 def _same(what: str, key: str, values: list[Any], envs: tuple[Environment, Environment],
           expected: str) -> None:
     if values[0] != values[1]:
-        raise UsageError(f"{what}: {key} is {values[0]!r} on BASE {envs[0].spec} and "
-                         f"{values[1]!r} on CANDIDATE {envs[1].spec}; expected {expected}")
+        raise UsageError(f"{what}: {key} is {values[0]!r} on BASE {envs[0].shown} and "
+                         f"{values[1]!r} on CANDIDATE {envs[1].shown}; expected {expected}")
 
 
 def check_same_data(starts: list[dict[str, Any]], envs: tuple[Environment, Environment]
