@@ -27,6 +27,7 @@ from catsdogs.errors import UsageError, quoted
 from catsdogs.options import resolve
 from catsdogs.progress import LineReporter
 from catsdogs.training import ab
+from catsdogs.training.machine import machine_facts
 
 FAKE_WORKER = Path(__file__).parent / "fixtures" / "fake_ab_worker.py"
 
@@ -239,6 +240,10 @@ def test_json_and_record_from_two_worker_processes_that_never_overlap(
     assert record["schema"] == "catsdogs-ab-record/1"
     assert record["provenance"]["base"]["host"] == "fake-host"
     assert record["machine"]["cpu_count"] == os.cpu_count()
+    here = machine_facts()  # the facts and fingerprint every result set records
+    assert record["machine"]["fingerprint"] == here["fingerprint"]
+    assert record["machine"]["cpu_features"] == here["cpu_features"]
+    assert len(record["machine"]["load_average_at_end"]) == 3
     assert len(record["bursts"]["baseline_cnn"]) == 2 * (ab.WARMUP_BURSTS
                                                          + document["verdicts"][0]["pairs"])
     assert "regression" in done.stdout and "record: " in done.stdout
