@@ -27,7 +27,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from catsdogs.errors import UsageError
+from catsdogs.errors import UsageError, quoted
 
 TOX_PREFIX = "tox:"
 #: Variables of a tox env's set_env that are not carried over: tox draws PYTHONHASHSEED at
@@ -47,6 +47,13 @@ class Environment:
     python: str  # absolute path of the interpreter
     variables: dict[str, str]
     tox_env: str | None = None  # NAME for tox:NAME
+
+    @property
+    def shown(self) -> str:
+        """The spec as error lines name it: `tox:NAME` as given (its name is checked to
+        be letters, digits, `.`, `_`, `-`), a path quoted as every path in an error line
+        is (errors.quoted), so a newline in it cannot split the line."""
+        return self.spec if self.tox_env else quoted(self.spec)
 
     @property
     def label(self) -> str:
@@ -112,7 +119,7 @@ def interpreter(text: str, *, role: str) -> str:
         problem = "not executable"
     else:
         return str(path.absolute())
-    raise UsageError(f"{role} {text!r}: {problem}; expected the path of a Python interpreter "
+    raise UsageError(f"{role} {quoted(text)}: {problem}; expected the path of a Python interpreter "
                      f"with TensorFlow installed, or tox:NAME")
 
 
@@ -153,12 +160,14 @@ def tox_environment(name: str, *, role: str, root: Path | None = None
                          f"., _, -), got {name!r}")
     root = root or project_root()
     if root is None or not (root / "tox.ini").is_file():
-        raise UsageError(f"{where}: no tox.ini beside this catsdogs ({Path(__file__).parent}); "
-                         "expected a checkout of the project, or give the interpreter's path")
+        raise UsageError(f"{where}: no tox.ini beside this catsdogs "
+                         f"({quoted(Path(__file__).parent)}); expected a checkout of the "
+                         "project, or give the interpreter's path")
     command = _tox_command()
     if not command:
         raise UsageError(f"{where}: tox is not installed here; expected tox (pip install "
-                         f"tox), or give the interpreter's path ({root}/.tox/{name}/bin/python)")
+                         f"tox), or give the interpreter's path "
+                         f"({quoted(root / '.tox' / name / 'bin' / 'python')})")
     try:
         done = subprocess.run([*command, "-c", str(root / "tox.ini"), "config", "-e", name,
                                "-k", "env_dir", "set_env"], capture_output=True, text=True,
@@ -170,11 +179,11 @@ def tox_environment(name: str, *, role: str, root: Path | None = None
     if done.returncode != 0 or not env_dir:
         said = " ".join((done.stdout + done.stderr).replace("ROOT: HandledError| ", "")
                         .split())[-160:]
-        raise UsageError(f"{where}: {root / 'tox.ini'} defines no env {name!r} (tox: {said}); "
-                         "expected one of its envs, e.g. tf221")
+        raise UsageError(f"{where}: {quoted(root / 'tox.ini')} defines no env {name!r} "
+                         f"(tox: {said}); expected one of its envs, e.g. tf221")
     python = Path(env_dir) / "bin" / "python"
     if not python.is_file():
-        raise UsageError(f"{where}: the env is not made yet ({python} is missing); "
+        raise UsageError(f"{where}: the env is not made yet ({quoted(python)} is missing); "
                          f"expected it made first: tox -e {name} --notest")
     variables["PATH"] = f"{Path(env_dir) / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"
     return str(python), variables

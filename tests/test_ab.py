@@ -23,10 +23,11 @@ import pytest
 from test_bad_inputs import catsdogs, error_line, no_tensorflow  # noqa: F401 - a fixture
 
 from catsdogs.envs import Environment
-from catsdogs.errors import UsageError
+from catsdogs.errors import UsageError, quoted
 from catsdogs.options import resolve
 from catsdogs.progress import LineReporter
 from catsdogs.training import ab
+from catsdogs.training.machine import machine_facts
 
 FAKE_WORKER = Path(__file__).parent / "fixtures" / "fake_ab_worker.py"
 
@@ -180,8 +181,8 @@ def test_every_variant_is_checked_before_any_is_measured_and_sides_are_closed():
     base = SimSide("base", machine)
     other = SimSide("candidate", machine, params={"augmented_cnn": 72211})
     with pytest.raises(UsageError, match=r"^augmented_cnn: the sides do not build the same "
-                       r"model: params_total is 72210 on BASE sim:base and 72211 on CANDIDATE"
-                       r" sim:candidate; expected the same parameter counts$"):
+                       r"model: params_total is 72210 on BASE 'sim:base' and 72211 on CANDIDATE"
+                       r" 'sim:candidate'; expected the same parameter counts$"):
         run_sim(machine, variants="model1,model2", base=base, candidate=other)
     assert trains(machine) == []  # model1 matched, but nothing was measured
     assert [entry for entry in machine.log if entry[1] == "close"] == [
@@ -191,7 +192,7 @@ def test_every_variant_is_checked_before_any_is_measured_and_sides_are_closed():
 def test_different_data_is_refused_before_anything_is_built():
     machine = Machine()
     with pytest.raises(UsageError, match=r"^the sides do not use the same data: fingerprint "
-                       r"is 'fff.*' on BASE sim:base and 'eee.*' on CANDIDATE sim:candidate; "
+                       r"is 'fff.*' on BASE 'sim:base' and 'eee.*' on CANDIDATE 'sim:candidate'; "
                        r"expected the same images"):
         run_sim(machine, candidate=SimSide("candidate", machine, fingerprint="e" * 64))
     assert [entry for entry in machine.log if entry[1] != "close"] == []
@@ -239,6 +240,10 @@ def test_json_and_record_from_two_worker_processes_that_never_overlap(
     assert record["schema"] == "catsdogs-ab-record/1"
     assert record["provenance"]["base"]["host"] == "fake-host"
     assert record["machine"]["cpu_count"] == os.cpu_count()
+    here = machine_facts()  # the facts and fingerprint every result set records
+    assert record["machine"]["fingerprint"] == here["fingerprint"]
+    assert record["machine"]["cpu_features"] == here["cpu_features"]
+    assert len(record["machine"]["load_average_at_end"]) == 3
     assert len(record["bursts"]["baseline_cnn"]) == 2 * (ab.WARMUP_BURSTS
                                                          + document["verdicts"][0]["pairs"])
     assert "regression" in done.stdout and "record: " in done.stdout
@@ -320,9 +325,9 @@ def test_bad_input_is_one_line_exit_2_before_tensorflow(case, tmp_path, fake_pyt
         "json folder missing": ([fake, fake, "--json", str(tmp_path / "no" / "ab.json")],
                                 ["--json: folder", "does not exist"]),
         "json inside a result set": ([fake, fake, "--json", str(result_set / "ab.json")],
-                                     ["--json:", "is inside the result set", result_set.name]),
+                                     ["--json '", "is inside the result set", result_set.name]),
         "results inside a result set": ([fake, fake, "--results-dir", str(result_set)],
-                                        ["--results-dir:", "is inside the result set"]),
+                                        ["--results-dir '", "is inside the result set"]),
         "burst steps zero": ([fake, fake, "--burst-steps", "0"],
                              ["--burst-steps", "expected a whole number from 1"]),
         "max slowdown not a number": ([fake, fake, "--max-slowdown", "abc"],
@@ -366,8 +371,8 @@ def test_a_worker_that_dies_mid_run_ends_the_session_in_one_line_recording_nothi
                "--variants", "model1", "--results-dir", str(tmp_path / "r"))
     assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
     assert done.stderr.splitlines()[-1] == (
-        f"catsdogs: error: CANDIDATE {fake_python}: its worker ended (exit status 3) during "
-        "train: fake worker: killed in the middle of a burst; expected it to keep running "
+        f"catsdogs: error: CANDIDATE {quoted(fake_python)}: its worker ended (exit status 3) "
+        "during train: fake worker: killed in the middle of a burst; expected it to keep running "
         "(out of memory? killed?); nothing was recorded")
     assert not (tmp_path / "r").exists()
 

@@ -15,7 +15,7 @@ from test_bad_inputs import cli, error_line  # noqa: F401 - cli is a fixture
 
 from catsdogs.attribution import venvs
 from catsdogs.attribution.bisect import Outcome, bisect, parse_pins, pins_text
-from catsdogs.errors import UsageError
+from catsdogs.errors import UsageError, quoted
 from catsdogs.options import resolve
 
 RELEASES = {
@@ -181,7 +181,7 @@ def test_pins_are_normalised_and_ordered_as_given():
     (["--good", "keras==3.7.0", "--bad", "keras==3.7"],
      ["--good and --bad pin the same versions (keras==3.7.0)"]),
     (["--good", "keras==3.7.0", "--bad", "keras==3.15.1", "--python", "/nonexistent/python9"],
-     ["--python /nonexistent/python9: not found"]),
+     ["--python '/nonexistent/python9': not found"]),
     (["--good", "keras==3.7.0", "--bad", "keras==3.15.1", "--steps", "0"],
      ["--steps: expected a positive integer, got '0'"]),
     (["--good", "keras==3.7.0", "--bad", "keras==3.15.1", "--variants", "model9"],
@@ -199,7 +199,9 @@ def test_an_unwritable_cache_is_refused(command, tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("")
     error_line(command("bisect", "--good", "keras==3.7.0", "--bad", "keras==3.15.1", "--venvs",
-                   str(blocker / "venvs")), f"--venvs {blocker / 'venvs'}: cannot write there")
+                       str(blocker / "venvs")),
+               f"--venvs {quoted(blocker / 'venvs')}: cannot be created, {quoted(blocker)} is "
+               "a regular file, not a folder; expected a writable folder")
 
 
 # ---------------------------------------------------------------- the real maker, no installs

@@ -88,14 +88,14 @@ def test_tox_env_gives_its_interpreter_and_set_env_without_the_random_hash_seed(
 def test_a_tox_env_not_made_yet_says_how_to_make_it(project):
     pytest.importorskip("tox")
     with pytest.raises(UsageError, match=r"^CANDIDATE tox:unmade: the env is not made yet "
-                       r"\(.*\.tox/unmade/bin/python is missing\); expected it made first: "
+                       r"\('.*\.tox/unmade/bin/python' is missing\); expected it made first: "
                        r"tox -e unmade --notest$"):
         envs.resolve("tox:unmade", role="CANDIDATE", root=project)
 
 
 def test_a_tox_env_the_project_does_not_define_is_one_line(project):
     pytest.importorskip("tox")
-    with pytest.raises(UsageError, match=r"^BASE tox:tf999: .*tox.ini defines no env 'tf999' "
+    with pytest.raises(UsageError, match=r"^BASE tox:tf999: '.*tox\.ini' defines no env 'tf999' "
                        r"\(tox: .*not found.*\); expected one of its envs"):
         envs.resolve("tox:tf999", role="BASE", root=project)
 

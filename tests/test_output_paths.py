@@ -1,7 +1,8 @@
 """Output paths are user input, checked before anything is computed (issue 24, classes 1 and 5).
 
 Every output option of every command (report --out and --readme, trend --out, --json of
-compare and trend, run --results-dir) goes through one check,
+compare, trend and ab, run's and ab's --results-dir, probe --out, bisect --venvs) goes
+through one check,
 `catsdogs.resultset.outputs.check_output_path`: nothing may be written inside a result
 set, replace one of its files, or land among the sets of `results/runs/`; a --json that
 is a folder, or whose folder cannot be written, is refused naming the option. Each
@@ -12,12 +13,12 @@ not exist is never reached), and leaves every set byte for byte as it was.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from external_tools import read_only_mounts, read_only_wrap
 from resultsets import write_result_set
 from test_bad_inputs import catsdogs, error_line, no_tensorflow, snapshot  # noqa: F401
 
@@ -101,6 +102,45 @@ def test_an_output_inside_a_result_set_is_refused_before_any_set_is_read(case, s
     assert not (tmp_path / "results" / "report").exists()
 
 
+# The outputs of probe, ab and bisect: no set is read, so nothing may run before the check.
+BISECT = ["bisect", "--good", "keras==3.7.0", "--bad", "keras==3.8.0"]
+NEW_COMMANDS = {
+    "probe --out in a set": (["probe", "--synthetic", "--out", "{base}/p.npz"],
+                             ["--out '", "p.npz': is inside the result set"]),
+    "probe --out over a set's runs.csv": (["probe", "--synthetic", "--out", "{base}/runs.csv"],
+                                          ["--out '", "is inside the result set"]),
+    "probe --out in runs/": (["probe", "--synthetic", "--out", "{runs}/p.npz"],
+                             ["--out '", "the folder of result sets"]),
+    "ab --json in a set": (["ab", "{python}", "{python}", "--synthetic", "--json",
+                            "{candidate}/ab.json"], ["--json '", "is inside the result set"]),
+    "ab --json in runs/": (["ab", "{python}", "{python}", "--synthetic", "--json",
+                            "{runs}/ab.json"], ["--json '", "the folder of result sets"]),
+    "ab record in a set (--results-dir)": (
+        ["ab", "{python}", "{python}", "--synthetic", "--results-dir", "{base}"],
+        ["--results-dir '", "ab': is inside the result set"]),
+    "bisect --venvs in a set": ([*BISECT, "--venvs", "{base}/venvs"],
+                                ["--venvs '", "is inside the result set"]),
+    "bisect --venvs a set itself": ([*BISECT, "--venvs", "{base}"],
+                                    ["--venvs '", "is a result set"]),
+    "bisect --venvs in runs/": ([*BISECT, "--venvs", "{runs}/venvs"],
+                                ["--venvs '", "the folder of result sets"]),
+}
+
+
+@pytest.mark.parametrize("case", list(NEW_COMMANDS))
+def test_probe_ab_and_bisect_outputs_inside_a_result_set_are_refused_first(case, sets,
+                                                                           tmp_path, capsys):
+    """The same check (check_output_path) before anything runs: no probe, no worker, no
+    environment; every set byte for byte as it was, nothing new anywhere."""
+    base, candidate = sets
+    argv, fragments = NEW_COMMANDS[case]
+    fill = {"base": str(base), "candidate": str(candidate), "runs": str(base.parent),
+            "python": sys.executable}
+    before, paths = snapshot(tmp_path), sorted(tmp_path.rglob("*"))
+    one_line(capsys, main([arg.format(**fill) for arg in argv]), *fragments)
+    assert snapshot(tmp_path) == before and sorted(tmp_path.rglob("*")) == paths
+
+
 def test_a_symbolic_link_into_a_set_is_followed_and_refused(sets, tmp_path, capsys):
     base, candidate = sets
     (tmp_path / "innocent").symlink_to(candidate)
@@ -172,22 +212,14 @@ def test_json_that_cannot_be_written_is_refused_first_naming_the_option(case, co
     assert snapshot(base.parent) == before
 
 
-def _read_only_mounts() -> bool:
-    if shutil.which("unshare") is None:
-        return False
-    return subprocess.run(["unshare", "-rm", "true"], capture_output=True,
-                          check=False).returncode == 0
-
-
-@pytest.mark.skipif(not _read_only_mounts(), reason="no user namespaces (unshare -rm) here")
+@pytest.mark.skipif(not read_only_mounts(), reason="no user namespaces (unshare -rm) here")
 def test_json_on_a_read_only_volume_is_refused_before_comparing(sets, tmp_path, request):
     """A read-only bind mount (root ignores permission bits, not a read-only mount)."""
     base, candidate = sets
     no_tf = request.getfixturevalue("no_tensorflow")
     shelf = tmp_path / "shelf"
     shelf.mkdir()
-    wrap = ["unshare", "-rm", "sh", "-c", f'mount --bind "{shelf}" "{shelf}" && '
-            f'mount -o remount,bind,ro "{shelf}" && exec "$@"', "sh"]
+    wrap = read_only_wrap(shelf)
     environ = dict(os.environ, PYTHONPATH=os.pathsep.join(
         filter(None, [str(no_tf), os.environ.get("PYTHONPATH")])))
     done = subprocess.run([*wrap, sys.executable, "-m", "catsdogs", "compare", str(base),

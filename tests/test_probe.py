@@ -24,6 +24,7 @@ from test_bad_inputs import (  # noqa: F401 - cli and no_tensorflow are fixtures
 from catsdogs.attribution.diff import diff_probes
 from catsdogs.attribution.fileformat import ENTRY_KEYS, LAYER_KINDS, read_probe
 from catsdogs.attribution.probe import leaf_layers, run_probe
+from catsdogs.errors import quoted
 from catsdogs.models import build_model
 from catsdogs.options import PROBE_DEFAULTS, resolve
 
@@ -191,11 +192,12 @@ def test_an_existing_or_homeless_out_is_refused_before_tensorflow(tmp_path, tf_b
     existing = tmp_path / "old.npz"
     existing.write_bytes(b"recorded")
     error_line(catsdogs("probe", "--out", str(existing), block_tf=tf_blocked),
-               f"--out {existing}: already exists; expected a new file")
+               f"--out {quoted(existing)}: already exists; expected a new file")
     assert existing.read_bytes() == b"recorded"
     homeless = tmp_path / "nowhere" / "p.npz"
     error_line(catsdogs("probe", "--out", str(homeless), block_tf=tf_blocked),
-               f"--out {homeless}: no folder")
+               f"--out: folder {quoted(homeless.parent)} does not exist; expected a path in an "
+               "existing folder")
     missing = catsdogs("probe", block_tf=tf_blocked)
     assert missing.returncode == 2 and missing.stderr == (
-        "catsdogs: error: catsdogs probe: the following arguments are required: --out\n")
+        "catsdogs: error: probe: the following arguments are required: --out\n")

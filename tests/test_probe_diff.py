@@ -6,10 +6,12 @@ TensorFlow; tests/test_probe.py compares probes that real training made."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 from probes import fake_probe, write_fake
+from resultsets import stand_in_machine
 from test_bad_inputs import (  # noqa: F401 - cli and no_tensorflow are fixtures
     catsdogs,
     cli,
@@ -26,6 +28,11 @@ from catsdogs.attribution.fileformat import (
     read_probe,
     sample_indices,
 )
+from catsdogs.attribution.probe import machine_record
+from catsdogs.errors import quoted
+
+#: A probe committed under results/probes/ (catsdogs-probe/1, before machine facts).
+COMMITTED = Path(__file__).resolve().parents[1] / "results" / "probes" / "vm_tf221_cpu.npz"
 
 
 @pytest.fixture
@@ -127,6 +134,42 @@ def test_different_machines_say_bit_identity_is_not_expected():
     assert "bit-identity" not in diff_probes(fake_probe("A"), fake_probe("B")).text()
 
 
+def test_the_machine_record_keeps_its_keys_and_comes_from_the_machine_facts():
+    """catsdogs-probe/1's `machine` keys (the files under results/probes/ carry them),
+    computed from catsdogs.training.machine's facts: its CPU model, kernel-relevant
+    features, logical CPUs and architecture."""
+    facts = stand_in_machine(info={"brand_raw": "test CPU", "arch_string_raw": "aarch64",
+                                   "flags": ["fma", "avx2", "ht", "avx"]}, logical=6)
+    record = machine_record(facts)
+    assert set(record) == set(read_probe(COMMITTED).meta["machine"])
+    assert record["cpu_model"] == "test CPU" and record["cpu_count"] == 6
+    assert record["cpu_flags"] == ["avx", "avx2", "fma"]  # sorted, `ht` changes no kernel
+    assert record["architecture"] == "aarch64" and record["system"]
+    without_fma = stand_in_machine(info={"brand_raw": "test CPU", "flags": ["avx", "avx2"]})
+    assert record["cpu_flags_sha256"] != machine_record(without_fma)["cpu_flags_sha256"]
+
+
+def test_a_probe_written_before_the_machine_facts_and_one_after_are_one_machine():
+    """A committed probe lists every /proc/cpuinfo flag; a new one only the kernel-relevant
+    features of that CPU. Compared by those features, the same CPU is one machine; a
+    feature only one side has still makes two."""
+    committed = read_probe(COMMITTED).meta["machine"]
+    old = fake_probe("A", machine=committed)
+    features = [flag for flag in committed["cpu_flags"] if flag in ("avx", "avx2", "fma",
+                                                                      "sse4_1", "sse4_2",
+                                                                      "f16c")]
+    new = fake_probe("B", machine=machine_record(stand_in_machine(info={
+        "brand_raw": committed["cpu_model"], "arch_string_raw": committed["architecture"],
+        "flags": committed["cpu_flags"]}, logical=committed["cpu_count"])))
+    assert new.meta["machine"]["cpu_flags"] != committed["cpu_flags"]  # a subset of them
+    assert set(features) <= set(new.meta["machine"]["cpu_flags"])
+    assert "different machines" not in diff_probes(old, new).text()
+    wider = fake_probe("B", machine={**new.meta["machine"], "cpu_flags": [
+        *new.meta["machine"]["cpu_flags"], "amx_tile"]})
+    text = diff_probes(old, wider).text()
+    assert "different machines" in text and "only in B: amx_tile" in text
+
+
 def test_machine_fingerprints_that_differ_are_named():
     """The provenance holds the session's machine facts (catsdogs.training.machine): a
     pinned session's fingerprint differs though the CPU is the same."""
@@ -201,16 +244,16 @@ def _npz(path, meta=None, **arrays):
 
 
 @pytest.mark.parametrize("make, fragments", [
-    (lambda d: d / "missing.npz", ["missing.npz: no such file"]),
-    (lambda d: d, ["is a folder"]),
+    (lambda d: d / "missing.npz", ["missing.npz': no such file"]),
+    (lambda d: d, ["': is a folder"]),
     (lambda d: (d / "notes.txt").write_text("hello") and d / "notes.txt",
-     ["notes.txt: not a probe file"]),
-    (lambda d: np.save(d / "x.npy", np.zeros(3)) or d / "x.npy", ["x.npy: not a probe file"]),
-    (lambda d: _npz(d / "plain.npz", x=np.zeros(2)), ["plain.npz: not a probe file"]),
+     ["notes.txt': not a probe file"]),
+    (lambda d: np.save(d / "x.npy", np.zeros(3)) or d / "x.npy", ["x.npy': not a probe file"]),
+    (lambda d: _npz(d / "plain.npz", x=np.zeros(2)), ["plain.npz': not a probe file"]),
     (lambda d: _npz(d / "v2.npz", {"format": "catsdogs-probe/2"}),
      ["format 'catsdogs-probe/2'", repr(FORMAT)]),
     (lambda d: _npz(d / "bare.npz", {"format": FORMAT}),
-     ["bare.npz: malformed probe file (meta.json has no options, data, provenance, machine, "
+     ["bare.npz': malformed probe file (meta.json has no options, data, provenance, machine, "
       "probes)"]),
 ], ids=["missing", "folder", "text file", "npy", "npz without meta", "other format",
         "malformed"])
@@ -234,7 +277,7 @@ def test_an_unusable_file_is_one_line_exit_2_without_tensorflow(tmp_path, tf_blo
 def test_probes_not_made_alike_are_refused(command, tmp_path, kwargs, fragments):
     a = write_fake(tmp_path / "a.npz")
     b = write_fake(tmp_path / "b.npz", **kwargs)
-    error_line(command("probe-diff", str(a), str(b)), f"{a} and {b}", *fragments)
+    error_line(command("probe-diff", str(a), str(b)), f"{quoted(a)} and {quoted(b)}", *fragments)
 
 
 def test_other_batch_files_are_refused(command, tmp_path):

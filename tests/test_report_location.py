@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import os
 import resource
-import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+from external_tools import read_only_mounts, read_only_wrap
 from resultsets import write_result_set
 
 from catsdogs.cli import main
@@ -79,23 +79,14 @@ def test_a_full_disk_is_one_line_and_the_previous_report_stays(result_set, tmp_p
     assert snapshot(out) == before  # no half-written file, no staging folder left
 
 
-def _read_only_mounts() -> bool:
-    if shutil.which("unshare") is None:
-        return False
-    probe = subprocess.run(["unshare", "-rm", "true"], capture_output=True, check=False)
-    return probe.returncode == 0
-
-
-@pytest.mark.skipif(not _read_only_mounts(), reason="no user namespaces (unshare -rm) here")
+@pytest.mark.skipif(not read_only_mounts(), reason="no user namespaces (unshare -rm) here")
 def test_a_read_only_folder_is_one_line_and_nothing_changes(result_set, tmp_path):
     out = tmp_path / "published"
     assert report(str(result_set), "--out", str(out)).returncode == 0
     before = snapshot(out)
     # Root ignores permission bits, so the folder is made read-only the way a read-only
     # volume is: a read-only bind mount, in a private mount namespace.
-    wrap = ["unshare", "-rm", "sh", "-c",
-            f'mount --bind "{out}" "{out}" && mount -o remount,bind,ro "{out}" && exec "$@"',
-            "sh"]
+    wrap = read_only_wrap(out)
     for target in (out, out / "new-subfolder"):
         done = report(str(result_set), "--out", str(target), wrap=wrap)
         one_error_line(done, str(target), "Read-only file system", "expected a writable folder")

@@ -12,12 +12,12 @@ import errno
 import hashlib
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from external_tools import read_only_mounts, read_only_wrap
 from test_bad_inputs import (  # noqa: F401 - cli and no_tensorflow are fixtures
     FAKE_ENV,
     catsdogs,
@@ -170,19 +170,11 @@ def test_the_loader_refuses_exactly_what_the_writer_could_not_append_to(resumabl
         assert len(load_result_sets([resumable])[0]) == 2  # undone: readable again
 
 
-def _read_only_mounts() -> bool:
-    if shutil.which("unshare") is None:
-        return False
-    return subprocess.run(["unshare", "-rm", "true"], capture_output=True,
-                          check=False).returncode == 0
-
-
-@pytest.mark.skipif(not _read_only_mounts(), reason="no user namespaces (unshare -rm) here")
+@pytest.mark.skipif(not read_only_mounts(), reason="no user namespaces (unshare -rm) here")
 def test_resume_on_a_read_only_volume_is_refused_before_tensorflow(resumable, dataset, no_tf):
     """It used to train, then end in a traceback on the set's .lock (the run lost)."""
     before = checksums(resumable)
-    wrap = ["unshare", "-rm", "sh", "-c", f'mount --bind "{resumable}" "{resumable}" && '
-            f'mount -o remount,bind,ro "{resumable}" && exec "$@"', "sh"]
+    wrap = read_only_wrap(resumable)
     environ = {k: v for k, v in os.environ.items() if not k.startswith("CATSDOGS_")}
     environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(no_tf),
                                                           environ.get("PYTHONPATH")]))

@@ -179,6 +179,13 @@ NEWLINE_PATHS = {
     "report --out under a file": ["report", "{set}", "--out", "{tmp}/file\nx/sub"],
     "compare --json": ["compare", "{set}", "{set}", "--json", "{tmp}/no\nfolder/v.json"],
     "report --readme": ["report", "{set}", "--out", "{tmp}/o", "--readme", "{tmp}/read\nme"],
+    "probe --out": ["probe", "--synthetic", "--out", "{tmp}/no\nfolder/p.npz"],
+    "probe-diff A B": ["probe-diff", "{tmp}/a\nb.npz", "{tmp}/c.npz"],
+    "ab --json": ["ab", "{python}", "{python}", "--synthetic", "--json",
+                  "{tmp}/no\nfolder/ab.json"],
+    "ab BASE": ["ab", "{tmp}/no\npython", "{python}", "--synthetic"],
+    "bisect --venvs": ["bisect", "--good", "keras==3.7.0", "--bad", "keras==3.8.0", "--venvs",
+                       "{tmp}/file\nx/venvs"],
 }
 
 
@@ -186,10 +193,13 @@ NEWLINE_PATHS = {
 def test_a_newline_in_a_path_stays_on_the_error_line_quoted(case, result_set, tmp_path,
                                                              capsys):
     (tmp_path / "file\nx").write_text("a file where a folder is expected")
-    argv = [arg.format(tmp=tmp_path, set=result_set) for arg in NEWLINE_PATHS[case]]
+    argv = [arg.format(tmp=tmp_path, set=result_set, python=sys.executable)
+            for arg in NEWLINE_PATHS[case]]
+    before = sorted(tmp_path.rglob("*"))
     code, line = in_process(capsys, *argv)
     assert code == 2 and line.startswith("catsdogs: error: ") and "\\n" in line, line
     assert "'" in line  # the path is quoted, as repr quotes it
+    assert sorted(tmp_path.rglob("*")) == before  # refused before anything was written
 
 
 # ---------------------------------------------------------------- the smaller ones (class 10)
@@ -200,6 +210,14 @@ def test_a_newline_in_a_path_stays_on_the_error_line_quoted(case, result_set, tm
     ([], "catsdogs: error: the following arguments are required: command"),
     (["compare", "--alpha"], "catsdogs: error: compare: argument --alpha: expected one "),
     (["report", "--format", "pdf", "x"], "catsdogs: error: report: argument --format: "),
+    (["ab", "x"], "catsdogs: error: ab: the following arguments are required: CANDIDATE"),
+    (["ab", "x", "y", "--budget", "0"], "catsdogs: error: ab: argument --budget: expected "
+                                        "0.01 to 1440, got '0'"),
+    (["probe"], "catsdogs: error: probe: the following arguments are required: --out"),
+    (["probe-diff", "a"], "catsdogs: error: probe-diff: the following arguments are "
+                          "required: B"),
+    (["bisect"], "catsdogs: error: bisect: the following arguments are required: --good, "
+                 "--bad"),
 ])
 def test_argparse_errors_say_catsdogs_error_once(argv, line, capsys):
     code, got = in_process(capsys, *argv)

@@ -19,11 +19,13 @@ import numpy as np
 
 from catsdogs.attribution.fileformat import ProbeFile
 from catsdogs.errors import UsageError
+from catsdogs.training.machine import cpu_facts
 
 #: The options two probes must share (the rest, e.g. --deterministic, only get a note).
 SHARED_OPTIONS = ("variants", "seeds", "batch_size", "limit", "steps", "weights", "synthetic")
-#: Machine facts that make bit-identity not expected when they differ.
-MACHINE_KEYS = ("cpu_model", "cpu_flags_sha256", "cpu_count", "architecture", "system")
+#: Machine facts that make bit-identity not expected when they differ (`cpu_flags`: their
+#: kernel-relevant features, `kernel_features`).
+MACHINE_KEYS = ("cpu_model", "cpu_flags", "cpu_count", "architecture", "system")
 KIND_WORDS = {"initial_weights": "initial weights", "forward": "forward output",
               "gradient": "gradient", "final_weights": "weights after the steps"}
 
@@ -239,12 +241,24 @@ def check_comparable(a: ProbeFile, b: ProbeFile) -> None:
                              "different batches of images (files differ); expected the same")
 
 
+def kernel_features(machine: dict[str, Any]) -> list[str]:
+    """The CPU features of a probe's `machine` record that change kernels, by
+    catsdogs.training.machine's rule: files written before it recorded only these list
+    every flag of /proc/cpuinfo, so two probes of one CPU compare equal either way."""
+    return cpu_facts({"flags": machine.get("cpu_flags") or []})["cpu_features"]
+
+
+def _machine_value(machine: dict[str, Any], key: str) -> Any:
+    return kernel_features(machine) if key == "cpu_flags" else machine.get(key)
+
+
 def machine_notes(a: ProbeFile, b: ProbeFile) -> list[str]:
     """What the reader must know before reading a difference: other machines (then
     bit-identity is not expected), another device, other packages."""
     notes = []
     machine_a, machine_b = a.meta["machine"], b.meta["machine"]
-    differ = [key for key in MACHINE_KEYS if machine_a.get(key) != machine_b.get(key)]
+    differ = [key for key in MACHINE_KEYS
+              if _machine_value(machine_a, key) != _machine_value(machine_b, key)]
     x, y = ((probe.meta["provenance"].get("machine") or {}).get("fingerprint")
             for probe in (a, b))  # training.machine's fingerprint, in the session's provenance
     if x is not None and y is not None and x != y:
@@ -255,11 +269,10 @@ def machine_notes(a: ProbeFile, b: ProbeFile) -> list[str]:
     if differ:
         words = []
         for key in differ:
-            if key == "cpu_flags_sha256":
-                only_a = sorted(set(machine_a.get("cpu_flags", [])) -
-                                set(machine_b.get("cpu_flags", [])))
-                only_b = sorted(set(machine_b.get("cpu_flags", [])) -
-                                set(machine_a.get("cpu_flags", [])))
+            if key == "cpu_flags":
+                flags_a, flags_b = kernel_features(machine_a), kernel_features(machine_b)
+                only_a = sorted(set(flags_a) - set(flags_b))
+                only_b = sorted(set(flags_b) - set(flags_a))
                 words.append(f"CPU flags only in A: {' '.join(only_a[:6]) or '-'}; "
                              f"only in B: {' '.join(only_b[:6]) or '-'}")
             elif key in MACHINE_KEYS:

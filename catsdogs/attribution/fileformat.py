@@ -30,8 +30,9 @@ from typing import Any
 
 import numpy as np
 
-from catsdogs.errors import UsageError
-from catsdogs.fsutil import write_new_file
+from catsdogs.errors import UsageError, quoted
+from catsdogs.fsutil import check_creatable, write_new_file
+from catsdogs.resultset.outputs import check_output_path
 
 FORMAT = "catsdogs-probe/1"
 #: Values kept per array: enough to estimate the fraction changed to about +-1.5 points.
@@ -118,16 +119,20 @@ def encode(meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> bytes:
     return buffer.getvalue()
 
 
+def _exists_already(path: Path, option: str) -> UsageError:
+    """The one line for a probe file that is there already (results are data)."""
+    return UsageError(f"{option} {quoted(path)}: already exists; expected a new file (a probe "
+                      "file is never overwritten)")
+
+
 def check_new_file(path: Path, option: str = "--out") -> Path:
-    """A probe file is never overwritten (results are data): refuse an existing path, or
-    one whose folder does not exist, before anything is computed."""
-    path = Path(path)
+    """Before anything is computed, the output check every command's outputs pass
+    (check_output_path: in an existing folder, outside every result set and `runs/`,
+    writable), and a probe file is never overwritten: an existing path is refused."""
+    path = check_output_path(option, path, in_existing_folder=True, create_check=False)
     if path.exists() or path.is_symlink():
-        raise UsageError(f"{option} {path}: already exists; expected a new file (a probe "
-                         "file is never overwritten)")
-    if not path.parent.is_dir():
-        raise UsageError(f"{option} {path}: no folder {str(path.parent)!r}; expected an "
-                         "existing folder")
+        raise _exists_already(path, option)
+    check_creatable(option, path)
     return path
 
 
@@ -137,8 +142,7 @@ def write_probe(path: Path, meta: dict[str, Any], arrays: dict[str, np.ndarray],
     try:
         write_new_file(Path(path), encode(meta, arrays))
     except FileExistsError:
-        raise UsageError(f"{option} {path}: already exists; expected a new file (a probe "
-                         "file is never overwritten)") from None
+        raise _exists_already(path, option) from None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -186,9 +190,10 @@ def _check_meta(shown: str, meta: Any, arrays: dict[str, np.ndarray]) -> None:
 
 def read_probe(path: str | Path, shown: str | None = None) -> ProbeFile:
     """A probe file, or one UsageError line: missing, not a probe archive, another format
-    version, or keys missing."""
+    version, or keys missing. `shown` names it in those lines (default: the path,
+    quoted as every error line quotes a path)."""
     path = Path(path)
-    shown = shown or str(path)
+    shown = shown or quoted(path)
     if not path.is_file():
         what = "is a folder" if path.is_dir() else "no such file"
         raise UsageError(f"{shown}: {what}; expected a probe file written by catsdogs probe")

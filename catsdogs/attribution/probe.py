@@ -22,7 +22,6 @@ import dataclasses
 import datetime as _dt
 import hashlib
 import importlib.metadata
-import os
 import platform
 import sys
 import tempfile
@@ -45,25 +44,19 @@ PROBE_OPTION_KEYS = ("variants", "seeds", "batch_size", "limit", "weights", "det
 # ---------------------------------------------------------------- the machine and software
 
 
-def cpu_facts(cpuinfo: Path = Path("/proc/cpuinfo")) -> dict[str, Any]:
-    """What decides whether two CPU runs can be bit-identical at all: the CPU model and
-    its instruction-set flags (oneDNN and Eigen pick kernels by them), the core count
-    (thread partitioning of reductions), the architecture and the OS."""
-    model, flags = "", []
-    try:
-        for line in cpuinfo.read_text(errors="replace").splitlines():
-            key, _, value = line.partition(":")
-            key = key.strip()
-            if key == "model name" and not model:
-                model = value.strip()
-            elif key in ("flags", "Features") and not flags:
-                flags = sorted(set(value.split()))
-    except OSError:
-        pass
-    return {"cpu_model": model or platform.processor() or platform.machine(),
+def machine_record(facts: dict[str, Any]) -> dict[str, Any]:
+    """The probe file's `machine` record, with the keys catsdogs-probe/1 files carry
+    (those under results/probes/ among them), computed from catsdogs.training.machine's
+    facts (the session's provenance holds them all, with the fingerprint): the CPU model,
+    its kernel-relevant features (oneDNN and Eigen pick kernels by them) and their
+    digest, the logical CPUs (thread partitioning of reductions), the architecture and
+    the OS."""
+    flags = sorted(facts.get("cpu_features") or [])
+    return {"cpu_model": facts.get("cpu_model") or platform.machine(),
             "cpu_flags": flags,
             "cpu_flags_sha256": hashlib.sha256(" ".join(flags).encode()).hexdigest(),
-            "cpu_count": os.cpu_count(), "architecture": platform.machine(),
+            "cpu_count": facts.get("logical_cpus"),
+            "architecture": facts.get("cpu_arch") or platform.machine(),
             "system": platform.system()}
 
 
@@ -269,7 +262,7 @@ def probe_meta(prepared, steps: int, entries: list[dict[str, Any]]) -> dict[str,
         "provenance": {**{key: value for key, value in environment.items()
                           if key not in ("options", "skipped_images")},
                        "packages": installed_packages()},
-        "machine": cpu_facts(),
+        "machine": machine_record(environment["machine"]),
         "probes": entries,
     }
 

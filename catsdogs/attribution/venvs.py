@@ -27,9 +27,10 @@ from typing import Callable
 
 from catsdogs.attribution.bisect import Outcome, pins_text
 from catsdogs.attribution.fileformat import read_probe
-from catsdogs.errors import UsageError
+from catsdogs.errors import UsageError, quoted
 from catsdogs.fsutil import atomic_write, file_lock
 from catsdogs.options import BenchOptions
+from catsdogs.resultset.outputs import check_output_path
 
 MARKER = "catsdogs-venv.json"
 REPO = Path(__file__).resolve().parents[2]
@@ -50,31 +51,28 @@ def python_version(python: str) -> str:
     """MAJOR.MINOR of an interpreter, or one line saying it cannot be run."""
     found = shutil.which(python) or (python if Path(python).is_file() else None)
     if found is None:
-        raise UsageError(f"--python {python}: not found; expected a Python interpreter "
+        raise UsageError(f"--python {quoted(python)}: not found; expected a Python interpreter "
                          "(e.g. python3.11, the one tox.ini's release envs use)")
     try:
         done = subprocess.run([found, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
                               capture_output=True, text=True, timeout=60)
     except (OSError, subprocess.SubprocessError) as exc:
-        raise UsageError(f"--python {python}: cannot run it ({exc}); expected a Python "
+        raise UsageError(f"--python {quoted(python)}: cannot run it ({exc}); expected a Python "
                          "interpreter") from None
     text = done.stdout.strip()
     if done.returncode != 0 or not re.fullmatch(r"\d+\.\d+", text):
         said = (done.stderr.strip().splitlines() or ["no output"])[0][:200]
-        raise UsageError(f"--python {python}: does not run ({said}); expected a Python "
+        raise UsageError(f"--python {quoted(python)}: does not run ({said}); expected a Python "
                          "interpreter")
     return text
 
 
 def check_root(root: Path) -> Path:
-    """The cache folder, or one line if it cannot be made or written (before any build)."""
-    existing = root
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
-        raise UsageError(f"--venvs {root}: cannot write there ({existing} is not a writable "
-                         "folder); expected a writable folder for the environments")
-    return root
+    """The cache folder, through the check every output passes (check_output_path): one
+    line, before any build, if it cannot be made or written, or if it lies inside a
+    result set or among the sets of `runs/` (environments of gigabytes, and their
+    probes, must never land in a recorded set)."""
+    return check_output_path("--venvs", root, folder=True)
 
 
 def project_dependencies(pyproject: Path = REPO / "pyproject.toml") -> list[str]:
@@ -243,7 +241,7 @@ class VenvMaker:
                 partial.unlink(missing_ok=True)
                 return Outcome(None, str(exc))
             os.replace(partial, cached)
-        return Outcome(read_probe(cached, shown=f"{pins_text(pins)} ({cached})"))
+        return Outcome(read_probe(cached, shown=f"{pins_text(pins)} ({quoted(cached)})"))
 
 
 class _Skip(Exception):

@@ -106,7 +106,7 @@ def is_runs_folder(folder: str | Path) -> bool:
 
 
 def check_output_path(option: str, path: str | Path, *, folder: bool = False,
-                      create_check: bool = True) -> Path:
+                      create_check: bool = True, in_existing_folder: bool = False) -> Path:
     """The one check every output path of every command passes before anything is
     computed (report --out, --readme, trend --out, --json, --results-dir, and the
     outputs of commands to come). Refuses, as a UsageError (exit 2) naming `option`:
@@ -120,10 +120,15 @@ def check_output_path(option: str, path: str | Path, *, folder: bool = False,
       a folder (or a FIFO), a folder path that is a file, a folder that cannot be created
       or written (read-only, no permission; `create_check`).
 
-    `folder`: the option names a folder (--out) rather than a file (--json). Returns
-    the path as given. Creates and writes nothing."""
+    `folder`: the option names a folder (--out) rather than a file (--json).
+    `in_existing_folder`: a file path whose folder must exist already (--json, probe
+    --out), checked first. Returns the path as given. Creates and writes nothing."""
     path = Path(path)
     check_path_length(option, path)
+    if in_existing_folder and not path.parent.is_dir():
+        problem = "is a file, not a folder" if path.parent.exists() else "does not exist"
+        raise UsageError(f"{option}: folder {quoted(path.parent)} {problem}; expected a path "
+                         "in an existing folder")
     try:
         resolved = path.resolve()
     except (OSError, RuntimeError) as exc:  # a symbolic-link loop
@@ -131,7 +136,8 @@ def check_output_path(option: str, path: str | Path, *, folder: bool = False,
                          "path without a symbolic-link loop") from None
     for place in (resolved, *resolved.parents):
         if is_result_set(place):
-            hint = "; leave --out out for report/<set>/" if option == "--out" else ""
+            hint = ("; leave --out out for report/<set>/" if folder and option == "--out"
+                    else "")  # report and trend --out; not probe --out, a file
             if place == resolved and path.is_dir():
                 raise UsageError(f"{option} {quoted(path)}: is a result set; expected a "
                                  f"{'folder' if folder else 'file'} of its own, outside "

@@ -29,6 +29,7 @@ from typing import Any, Callable, Protocol
 from catsdogs import stats
 from catsdogs.envs import Environment
 from catsdogs.errors import UsageError
+from catsdogs.training import machine
 
 WARMUP_BURSTS = 2  # per side, discarded
 WARMUP_STEPS = 3  # steps per warm-up burst
@@ -185,8 +186,8 @@ PARAM_KEYS = ("params_total", "params_trainable", "params_non_trainable")
 def _same(what: str, key: str, values: list[Any], envs: tuple[Environment, Environment],
           expected: str) -> None:
     if values[0] != values[1]:
-        raise UsageError(f"{what}: {key} is {values[0]!r} on BASE {envs[0].spec} and "
-                         f"{values[1]!r} on CANDIDATE {envs[1].spec}; expected {expected}")
+        raise UsageError(f"{what}: {key} is {values[0]!r} on BASE {envs[0].shown} and "
+                         f"{values[1]!r} on CANDIDATE {envs[1].shown}; expected {expected}")
 
 
 def check_same_data(starts: list[dict[str, Any]], envs: tuple[Environment, Environment]
@@ -295,15 +296,24 @@ def measure_variant(sides: list[Side], variant: str, params: dict[str, int],
 # ---------------------------------------------------------------- the session
 
 
-def machine_facts() -> dict[str, Any]:
-    """The coordinator's machine and how busy it is (load averages), for the record."""
+def load_averages() -> list[float] | None:
+    """The 1, 5 and 15 minute load averages (None where the platform has none): how busy
+    the machine was, for the record."""
     import os
+
+    return list(os.getloadavg()) if hasattr(os, "getloadavg") else None
+
+
+def coordinator_machine() -> dict[str, Any]:
+    """The coordinator's machine for the record: catsdogs.training.machine's facts and
+    fingerprint (what every result set records), its host and platform, `cpu_count` (its
+    logical CPUs, the record's key since catsdogs-ab-record/1) and the load averages."""
     import platform
     import socket
 
-    load = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
-    return {"host": socket.gethostname(), "platform": platform.platform(),
-            "cpu_count": os.cpu_count(), "load_average_1_5_15": load}
+    facts = machine.machine_facts()
+    return {**facts, "host": socket.gethostname(), "platform": platform.platform(),
+            "cpu_count": facts["logical_cpus"], "load_average_1_5_15": load_averages()}
 
 
 def _launch(sides: list[Any], index: int, make_side: Callable[[Environment, str], Side],
@@ -329,7 +339,7 @@ def compare_environments(envs: tuple[Environment, Environment], options, setting
     payload = {key: list(value) if isinstance(value, tuple) else value
                for key, value in dataclasses.asdict(options).items()}
     sides: list[Any] = [None, None]
-    machine = machine_facts()
+    coordinator = coordinator_machine()
     try:
         begun = clock()
         starts = _both(lambda index: _launch(sides, index, make_side, envs, payload, seed))
@@ -350,8 +360,8 @@ def compare_environments(envs: tuple[Environment, Environment], options, setting
                           f" ({result.stopped})")
             results.append(result)
         tails = tuple(side.log_tail() for side in sides)
-        machine["load_average_at_end"] = machine_facts()["load_average_1_5_15"]
-        return ABResult(envs, tuple(starts), settings, results, started, machine, tails)
+        coordinator["load_average_at_end"] = load_averages()
+        return ABResult(envs, tuple(starts), settings, results, started, coordinator, tails)
     finally:
         for side in sides:
             if side is not None:

@@ -14,11 +14,10 @@ import dataclasses
 import datetime as dt
 import json
 import math
-import os
 from pathlib import Path
 from typing import Any
 
-from catsdogs.errors import UsageError
+from catsdogs.resultset.outputs import check_output_path
 from catsdogs.training.ab import (
     EARLY_LEVEL,
     LEVEL,
@@ -46,50 +45,20 @@ class Outputs:
 # ---------------------------------------------------------------- where, checked first
 
 
-def enclosing_result_set(path: Path) -> Path | None:
-    """The result set `path` would land in (a folder on its way up holding runs.csv or
-    environment.json), or None."""
-    from catsdogs.resultset.schema import ENVIRONMENT_JSON, RUNS_CSV
-
-    folder = Path(path).absolute().parent
-    for candidate in (folder, *folder.parents):
-        if (candidate / RUNS_CSV).exists() or (candidate / ENVIRONMENT_JSON).exists():
-            return candidate
-    return None
-
-
-def _writable_folder(folder: Path, option: str) -> None:
-    """The folder exists and is writable, or can be made: its nearest existing ancestor
-    is a writable folder. Creates nothing."""
-    existing = folder
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
-        raise UsageError(f"{option}: cannot write into {str(folder)!r} ({existing} is not a "
-                         "writable folder); expected a writable folder")
-
-
 def plan_outputs(json_path: Path | None, results_dir: str, labels: tuple[str, str],
                  now: dt.datetime | None = None) -> Outputs:
-    """The --json path and the record's, refused (one line) when a folder is missing or
-    not writable, or when either lies inside a result set."""
+    """The --json path and the record's, through the check every output passes
+    (check_output_path): refused (one line) when a folder is missing or cannot be
+    written, or when either would lie inside a result set or among the sets of `runs/`.
+    The record goes beside --json (the same folder, so that check covers it), else into
+    <results dir>/ab/."""
     if json_path is not None:
-        json_path = Path(json_path)
-        if not json_path.parent.is_dir():
-            raise UsageError(f"--json: folder {str(json_path.parent)!r} does not exist; "
-                             "expected a path in an existing folder")
-        if json_path.is_dir():
-            raise UsageError(f"--json {str(json_path)!r}: is a folder; expected a file path")
-    folder = json_path.parent if json_path is not None else Path(results_dir) / "ab"
+        json_path = check_output_path("--json", json_path, in_existing_folder=True)
+        folder = json_path.parent
+    else:
+        folder = check_output_path("--results-dir", Path(results_dir) / "ab", folder=True)
     stamp = (now or dt.datetime.now(dt.timezone.utc)).strftime("%Y%m%dT%H%M%SZ")
-    record = folder / f"{stamp}_{labels[0]}_vs_{labels[1]}.json"
-    given = ("--json", json_path) if json_path is not None else ("--results-dir", results_dir)
-    inside = enclosing_result_set(record)
-    if inside is not None:
-        raise UsageError(f"{given[0]}: {str(given[1])!r} is inside the result set {inside}; "
-                         "expected a path outside every result set (they are append-only)")
-    _writable_folder(folder, "--json" if json_path is not None else "--results-dir")
-    return Outputs(json_path, record)
+    return Outputs(json_path, folder / f"{stamp}_{labels[0]}_vs_{labels[1]}.json")
 
 
 # ---------------------------------------------------------------- the documents

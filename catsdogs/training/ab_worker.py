@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from catsdogs.envs import Environment, child_environ, project_root
-from catsdogs.errors import UsageError
+from catsdogs.errors import UsageError, quoted
 
 PROTOCOL = 1
 HELLO_TIMEOUT_S = 120.0  # Python start and this module's imports (no TensorFlow yet)
@@ -65,7 +65,7 @@ class Trainer:
         try:
             import tensorflow  # noqa: F401
         except ImportError as exc:
-            raise NoTensorFlow(f"no TensorFlow in {sys.executable} ({type(exc).__name__}: "
+            raise NoTensorFlow(f"no TensorFlow in {quoted(sys.executable)} ({type(exc).__name__}: "
                                f"{exc}); expected an interpreter with TensorFlow and "
                                "catsdogs' dependencies installed") from None
         from catsdogs.options import BenchOptions
@@ -176,7 +176,7 @@ class WorkerProcess:
     def __init__(self, env: Environment, role: str,
                  parent_environ: dict[str, str] | None = None) -> None:
         self.env, self.role = env, role
-        self.where = f"{role} {env.spec}"
+        self.where = f"{role} {env.shown}"
         self._log = tempfile.TemporaryFile()
         root = project_root()
         try:  # cwd = the checkout: `-m` puts it first on sys.path, before any other copy
@@ -185,8 +185,8 @@ class WorkerProcess:
                 stdout=subprocess.PIPE, stderr=self._log, cwd=root,
                 env=child_environ(env, parent_environ, root))
         except OSError as exc:
-            raise UsageError(f"{self.where}: cannot run {env.python} ({exc.strerror or exc}); "
-                             "expected a Python interpreter") from None
+            raise UsageError(f"{self.where}: cannot run {quoted(env.python)} "
+                             f"({exc.strerror or exc}); expected a Python interpreter") from None
         self._lines: queue.Queue[bytes | None] = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
         self.hello = self._receive(HELLO_TIMEOUT_S, "start")

@@ -19,8 +19,7 @@ import pandas as pd
 from tabulate import tabulate
 
 from catsdogs import stats
-from catsdogs.errors import UsageError, quoted
-from catsdogs.fsutil import atomic_write, check_path_length
+from catsdogs.fsutil import atomic_write
 from catsdogs.markup import ESCAPERS, html_table, html_text
 from catsdogs.resultset.comparable import variant_order
 from catsdogs.resultset.machines import NOT_COMPARABLE
@@ -193,15 +192,8 @@ def check_json_path(path: Path | None) -> None:
     """Before any work: --json names a file that can be written, in an existing folder,
     outside every result set and outside `runs/` (check_output_path), so nothing is
     computed for a JSON that could not be written, and no set file is ever replaced."""
-    if path is None:
-        return
-    check_path_length("--json", path)
-    parent = Path(path).parent
-    if not parent.is_dir():
-        problem = "is a file, not a folder" if parent.exists() else "does not exist"
-        raise UsageError(f"--json: folder {quoted(parent)} {problem}; expected a path in an "
-                         "existing folder")
-    check_output_path("--json", path)
+    if path is not None:
+        check_output_path("--json", path, in_existing_folder=True)
 
 
 def write_json(path: Path, document: dict[str, Any]) -> None:
