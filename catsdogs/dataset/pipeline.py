@@ -12,6 +12,12 @@ Decoding: every image is read, decoded (`tf.io.decode_image`, channels=3, as Ker
 rounded to uint8 and kept in memory (about 230 MB for all 3000 images), then reused by
 every epoch, variant and seed. The uncached pipeline (`cache=False`) decodes from the
 files on every pass and yields exactly the same bytes; a test holds the two together.
+
+Without TensorFlow (--backend jax or torch, whether or not TensorFlow is installed) the
+same steps run on Pillow and NumPy: catsdogs.dataset.pillow_decode decodes into the same
+uint8 cache layout, catsdogs.dataset.batches feeds it to Keras. The splits are the same
+files; the decoded bytes and the shuffled order are not tf.data's (README "Keras
+backends" says by how much), and every row names its decoder.
 """
 
 from __future__ import annotations
@@ -24,8 +30,9 @@ from typing import Any, Callable
 
 import numpy as np
 
+from catsdogs.backend import uses_tensorflow
 from catsdogs.constants import BATCH_SIZE, CLASSES, IMAGE_SIZE, SPLIT_NAMES
-from catsdogs.dataset import scan
+from catsdogs.dataset import pillow_decode, scan
 from catsdogs.errors import DataError, UsageError
 
 TEST_FRACTION = 192 / 1000  # the post's 6 test batches of 32, out of 1000 validation images
@@ -148,7 +155,11 @@ def decode_files(root: Path, relpaths: list[str], image_size: tuple[int, int] = 
     process cache, in parallel. Returns (images, unreadable files); unreadable files are
     an error unless `skip_bad`, in which case they are left out of the array.
     `progress(done, total)` hears of every batch decoded: the first pass over 3000 JPEGs
-    takes a while on a small CPU, and a silent wait looks like a hang."""
+    takes a while on a small CPU, and a silent wait looks like a hang. Without
+    TensorFlow as the backend, Pillow decodes (catsdogs.dataset.pillow_decode)."""
+    if not uses_tensorflow():
+        return pillow_decode.decode_files(root, relpaths, image_size, skip_bad=skip_bad,
+                                          progress=progress)
     import tensorflow as tf
 
     height, width = image_size
@@ -178,10 +189,8 @@ def decode_files(root: Path, relpaths: list[str], image_size: tuple[int, int] = 
                     _DECODED[(path, height, width)] = array
     bad_rel = [rel for rel, key in zip(relpaths, keys) if key[0] in bad]
     if bad_rel and not skip_bad:
-        listing = "; ".join(f"{rel} ({bad[str((root / rel).resolve())][:80]})"
-                            for rel in bad_rel)
-        raise DataError(f"{len(bad_rel)} unreadable image(s) in {root}: {listing}; expected "
-                        "JPEG/PNG/GIF/BMP files: fix or remove them, or pass --skip-bad-images")
+        pillow_decode.refuse_undecodable(root, [(rel, bad[str((root / rel).resolve())])
+                                                for rel in bad_rel])
     good = [_DECODED[key] for key in keys if key[0] not in bad]
     images = np.stack(good) if good else np.zeros((0, height, width, 3), np.uint8)
     return images, bad_rel
@@ -208,6 +217,27 @@ def check_images(root: Path, info, seeds, limit: int | None = None, *,
 def clear_decode_cache() -> None:
     """Forget every decoded image (the speed benchmark times a cold first pass)."""
     _DECODED.clear()
+    pillow_decode.clear_cache()
+
+
+def decoder_name() -> str:
+    """The decoder this process uses, as rows record it (`decoder`)."""
+    if not uses_tensorflow():
+        return pillow_decode.decoder_name()
+    import tensorflow as tf
+
+    return f"tf.io.decode_image + tf.image.resize bilinear (TensorFlow {tf.__version__})"
+
+
+def split_batches(images: np.ndarray, labels: list[int], *, batch_size: int,
+                  shuffle_seed: int | None):
+    """The cached batches of one split on this process's backend: tf.data on
+    TensorFlow, a Keras PyDataset of NumPy batches elsewhere (no TensorFlow needed)."""
+    if uses_tensorflow():
+        return cached_dataset(images, labels, batch_size=batch_size, shuffle_seed=shuffle_seed)
+    from catsdogs.dataset.batches import array_batches
+
+    return array_batches(images, labels, batch_size=batch_size, shuffle_seed=shuffle_seed)
 
 
 # ---------------------------------------------------------------- tf.data pipelines
@@ -273,12 +303,16 @@ def load_splits(data_dir, *, seed: int = 0, limit: int | None = None,
     info = info if info is not None else scan.scan_dataset(root, skip_bad=skip_bad_images)
     check_limit(limit, info.counts())
     chosen = partition(info.files, seed=seed, limit=limit)
-    import tensorflow as tf
+    if uses_tensorflow():
+        import tensorflow as tf
 
-    # tf.data derives the shuffle order from (global seed, op seed): pin both, so the
-    # order depends on `seed` alone, not on whatever ran earlier in this process. A
-    # dataset keeps its reshuffle state, so each run needs its own load_splits call.
-    tf.random.set_seed(seed)
+        # tf.data derives the shuffle order from (global seed, op seed): pin both, so the
+        # order depends on `seed` alone, not on whatever ran earlier in this process. A
+        # dataset keeps its reshuffle state, so each run needs its own load_splits call.
+        tf.random.set_seed(seed)
+    elif not cache:
+        raise UsageError("cache=False (decoding every pass) is a tf.data pipeline; expected "
+                         "cache=True without TensorFlow as the backend")
     # Unreadable files the scan left out (--skip-bad-images) are skipped for every run.
     skipped: list[str] = list(info.bad_files)
     datasets: dict[str, Any] = {}
@@ -299,8 +333,8 @@ def load_splits(data_dir, *, seed: int = 0, limit: int | None = None,
                             "expected at least one per split")
         shuffle_seed = seed if split == "train" else None
         if cache:
-            datasets[split] = cached_dataset(images, split_labels, batch_size=batch_size,
-                                             shuffle_seed=shuffle_seed)
+            datasets[split] = split_batches(images, split_labels, batch_size=batch_size,
+                                            shuffle_seed=shuffle_seed)
         else:
             datasets[split] = file_dataset(root, paths, split_labels, batch_size=batch_size,
                                            shuffle_seed=shuffle_seed, image_size=image_size)

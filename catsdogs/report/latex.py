@@ -111,7 +111,9 @@ def caption(summary: pd.DataFrame, items: list[tuple[str, str]], columns: Sequen
         f"seed{'s' if ',' in facts['seeds'] else ''} "
         f"{escape(facts['seeds'])}; batch {escape(facts['batch size'])}.",
         f"TensorFlow {escape(facts['TensorFlow'])}, Keras {escape(facts['Keras'])}, "
-        f"{escape(facts['device'])}.",
+        f"{escape(facts['device'])}."
+        + (f" Keras backend: {escape(facts['Keras backend'])}." if "Keras backend" in facts
+           else ""),
     ]
     for label, text in items:
         if label == "warning":

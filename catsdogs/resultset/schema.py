@@ -18,7 +18,7 @@ import pandas as pd
 
 from catsdogs.errors import ResultsError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 def is_missing(value: Any) -> bool:
@@ -70,6 +70,8 @@ COLUMNS: dict[str, Column] = {
     **_columns("float", "MiB", "peak_rss_mb gpu_peak_mb"),
     "started_utc": Column("time", "ISO 8601"),
     "finished_utc": Column("time", "ISO 8601"),
+    # The backend block (version 3): which Keras backend trained, its versions, the decoder.
+    **_columns("text", "—", "backend jax_version jaxlib_version torch_version decoder"),
 }
 
 _RUN_COLUMNS_V1: tuple[str, ...] = (
@@ -104,11 +106,28 @@ def _v2(columns: tuple[str, ...], after: str | None) -> tuple[str, ...]:
     return (*out, "row_sha256")
 
 
+#: The Keras backend of a run and what it ran on (issue 21), beside keras_version.
+BACKEND_COLUMNS = ("backend", "jax_version", "jaxlib_version", "torch_version", "decoder")
+
+
+def _with_backend(runs: tuple[str, ...]) -> tuple[str, ...]:
+    """Version 3 adds BACKEND_COLUMNS to runs.csv after `keras_version` (epochs.csv is
+    unchanged): a block of its own, so other version-3 columns can join it apart."""
+    out = list(runs)
+    at = out.index("keras_version") + 1
+    return (*out[:at], *BACKEND_COLUMNS, *out[at:])
+
+
+_V2 = (_v2(_RUN_COLUMNS_V1, "dataset_fingerprint_known"), _v2(_EPOCH_COLUMNS_V1, None))
 #: version -> (runs.csv columns, epochs.csv columns). Every version here stays readable.
 SCHEMAS: dict[int, tuple[tuple[str, ...], tuple[str, ...]]] = {
     1: (_RUN_COLUMNS_V1, _EPOCH_COLUMNS_V1),
-    2: (_v2(_RUN_COLUMNS_V1, "dataset_fingerprint_known"), _v2(_EPOCH_COLUMNS_V1, None)),
+    2: _V2,
+    3: (_with_backend(_V2[0]), _V2[1]),
 }
+#: What a column means in a set whose version lacks it, where that is a fact rather than
+#: a guess: before --backend, every run trained on TensorFlow.
+IMPLIED_IN_OLDER: dict[str, Any] = {"backend": "tensorflow"}
 RUN_COLUMNS, EPOCH_COLUMNS = SCHEMAS[SCHEMA_VERSION]
 
 RUNS_CSV = "runs.csv"

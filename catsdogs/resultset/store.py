@@ -38,6 +38,7 @@ from catsdogs.resultset.schema import (
     ENVIRONMENT_JSON,
     EPOCH_COLUMNS,
     EPOCHS_CSV,
+    IMPLIED_IN_OLDER,
     LOCK_FILE,
     ROW_CHECK,
     RUN_COLUMNS,
@@ -58,11 +59,20 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9.-]+", "-", text).strip("-") or "unknown"
 
 
-def result_set_name(now: _dt.datetime, host: str, tf_version: str, device: str) -> str:
-    """`<UTC yyyymmddTHHMMSSZ>_<host>_tf<version>_<device>`: sorts by time, and says where
+def result_set_name(now: _dt.datetime, host: str, software: str, device: str) -> str:
+    """`<UTC yyyymmddTHHMMSSZ>_<host>_<software>_<device>`: sorts by time, and says where
     and on what it ran, so a new TF version or machine never writes over an old set."""
     stamp = now.astimezone(_dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    return f"{stamp}_{_slug(host)}_tf{_slug(tf_version)}_{_slug(device)}"
+    return f"{stamp}_{_slug(host)}_{_slug(software)}_{_slug(device)}"
+
+
+def software_label(environment: dict[str, Any]) -> str:
+    """What a set's name says it ran on: `tf<version>` on TensorFlow (as before
+    --backend), `jax<version>` or `torch<version>` on the others."""
+    backend = environment.get("backend") or "tensorflow"
+    if backend == "tensorflow":
+        return "tf" + str(environment.get("tf_version", "unknown"))
+    return backend + str(environment.get(f"{backend}_version") or "unknown")
 
 
 # ---------------------------------------------------------------- cells and rows
@@ -85,6 +95,12 @@ def _row_cells(columns: tuple[str, ...], row: dict[str, Any]) -> list[str]:
         raise ValueError(f"unknown columns {sorted(unknown)} for this result set's schema")
     cells = [_cell(row.get(column)) for column in columns if column != ROW_CHECK]
     return cells + [row_check(cells)] if columns[-1] == ROW_CHECK else cells
+
+
+def _in_version(row: dict[str, Any], columns: tuple[str, ...]) -> dict[str, Any]:
+    """`row` without the columns a newer schema added (an older set resumed keeps its own
+    columns); a name no schema knows is kept, so `_row_cells` refuses it."""
+    return {key: value for key, value in row.items() if key in columns or key not in COLUMNS}
 
 
 def _csv_lines(rows: Iterable[list[str]]) -> str:
@@ -194,7 +210,7 @@ class ResultSet:
         runs_root = _made_runs_root(results_dir)
         now = now or _dt.datetime.now(_dt.timezone.utc)
         base = result_set_name(now, environment.get("host", socket.gethostname()),
-                               environment.get("tf_version", "unknown"),
+                               software_label(environment),
                                environment.get("device_label",
                                                environment.get("device", "unknown")))
         try:
@@ -266,10 +282,10 @@ class ResultSet:
         lock. Both new files are written to temporary names first and renamed only when
         both are complete, so a full disk (StorageError, one line) leaves both CSVs as
         they were and no temporary file behind."""
-        run_row = dict(run_row, schema_version=self.schema_version, result_set=self.name)
-        epoch_rows = [dict(row, schema_version=self.schema_version) for row in epoch_rows]
-        if self.schema_version < 2:
-            run_row.pop("dataset_changes", None)
+        run_row = _in_version(dict(run_row, schema_version=self.schema_version,
+                                   result_set=self.name), self.run_columns)
+        epoch_rows = [_in_version(dict(row, schema_version=self.schema_version),
+                                  self.epoch_columns) for row in epoch_rows]
         runs_path, epochs_path = self.path / RUNS_CSV, self.path / EPOCHS_CSV
         with file_lock(self.path / LOCK_FILE):
             # Every write to a set holds this lock, so a temporary file seen now was left
@@ -386,6 +402,8 @@ def _read_table(path: Path, columns: tuple[str, ...], current: tuple[str, ...],
     for line, cells in _raw_rows(path, columns, version):
         where = f"{path}: line {line}"
         row: dict[str, Any] = dict.fromkeys(current)
+        row.update((column, value) for column, value in IMPLIED_IN_OLDER.items()
+                   if column in current and column not in columns)
         row.update((column, typed_cell(cell, column, where))
                    for column, cell in zip(columns, cells))
         if row["schema_version"] != version:

@@ -17,6 +17,7 @@ import signal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
+from catsdogs.backend import DEFAULT_BACKEND, apply_backend, is_out_of_memory, keras_module
 from catsdogs.constants import IMAGE_SIZE_TEXT
 from catsdogs.dataset import fetch, scan
 from catsdogs.errors import ResultsError, UsageError
@@ -148,6 +149,11 @@ def check_resume(options: BenchOptions, dataset: str, info: Any) -> LoadedSet:
         if key in old and old[key] != getattr(options, key):
             raise UsageError(f"--resume {options.resume}: it was run with {key}={old[key]!r}, "
                              f"this session has {getattr(options, key)!r}; expected the same")
+    backend = old.get("backend", DEFAULT_BACKEND)  # sets before --backend ran on TensorFlow
+    if backend != options.backend:
+        raise UsageError(f"--resume {options.resume}: it was run with backend={backend!r}, "
+                         f"this session has {options.backend!r}; expected the same (one "
+                         "result set holds one backend)")
     return loaded
 
 
@@ -158,9 +164,11 @@ def prepare(options: BenchOptions,
     presence first, without TensorFlow, so a mistake is reported in a second and nothing
     is written; then provenance, whether the weights fit model4, and every image the
     session will use."""
-    from catsdogs.dataset.pipeline import check_images, check_limit
+    from catsdogs.dataset.pipeline import check_images, check_limit, decoder_name
     from catsdogs.models import get_variant, resolve_weights
 
+    # Before anything can import Keras: it reads its backend once, at its first import.
+    apply_backend(options.backend, deterministic=options.deterministic)
     data_dir = resolve_data_dir(options, progress)
     _refuse_inside_data(options, data_dir)
     info = scan.scan_dataset(data_dir, skip_bad=options.skip_bad_images)
@@ -184,6 +192,7 @@ def prepare(options: BenchOptions,
         "dataset_changes": info.changes,
         "non_image_files": len(info.non_image_files),
         "skipped_images": skipped,
+        "decoder": decoder_name(),
     })
     return Prepared(options, Path(data_dir), info, dataset, environment, resumed)
 
@@ -196,10 +205,8 @@ def _environment(options: BenchOptions, weights_path: Any) -> dict[str, Any]:
     provenance.check_expected_tf()  # the env's named TF release, before anything is written
     environment = provenance.collect()
     if weights_path is not None:
-        from tensorflow import keras
-
         mobilenet_base(weights_path)  # a file that does not fit MobileNetV2 fails here
-        keras.backend.clear_session()
+        keras_module().backend.clear_session()
     environment.update({
         "weights": options.weights, "weights_file": weights_path,
         **weights_provenance(weights_path),
@@ -294,16 +301,17 @@ def _base_row(prepared: Prepared, variant: str, seed: int, splits) -> dict[str, 
         **{key: env.get(key, "") for key in ("tf_version", "keras_version", "python_version",
                                               "cuda_version", "cudnn_version", "device",
                                               "gpu_name", "host", "git_commit")},
+        # The backend block (schema: BACKEND_COLUMNS): what trained, beside Keras.
+        **{key: env.get(key, "") for key in ("backend", "jax_version", "jaxlib_version",
+                                              "torch_version", "decoder")},
         "started_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
 
 
 def _error_text(exc: BaseException) -> str:
     """One line for the error column; an out-of-memory error says what to do about it."""
-    import tensorflow as tf
-
     first = (str(exc).strip().splitlines() or [""])[0][:300]
-    if isinstance(exc, tf.errors.ResourceExhaustedError):
+    if is_out_of_memory(exc):
         return f"out of memory: {first}; lower --batch-size"
     return f"{type(exc).__name__}: {first}"
 

@@ -1,0 +1,148 @@
+"""Decoding without TensorFlow: Pillow reads the file, TensorFlow's bilinear resize redone in NumPy.
+
+JAX and PyTorch runs (and machines with no TensorFlow at all) decode here, once per
+process, into the same uint8 (N, 160, 160, 3) arrays the TensorFlow path caches. Two
+steps, each chosen to stay as close as possible to `tf.io.decode_image` +
+`tf.image.resize(bilinear)`:
+
+- decoding: Pillow, whose JPEG decoder is libjpeg-turbo with the settings TensorFlow uses
+  (integer slow DCT, fancy upsampling); grey, palette, CMYK and RGBA images become RGB
+  with `convert("RGB")`, the first frame of a GIF is taken;
+- resizing: NOT Pillow's `resize`, which filters over a wider window when it shrinks
+  (antialiasing) and would differ by up to tens of levels. `resize_bilinear` computes what
+  TensorFlow's ResizeBilinear kernel does (half-pixel centres, no antialiasing), in float32
+  in the kernel's order of operations, then rounds half to even, as the TF path does.
+
+How much the bytes still differ from TensorFlow's on the real dataset is measured by
+`python -m catsdogs.dataset.decoder_diff` and stated in README "Keras backends"; the
+decoder is recorded in every row (`decoder`).
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from catsdogs.constants import IMAGE_SIZE
+from catsdogs.errors import DataError
+
+#: (absolute path, height, width) -> uint8 HxWx3; this decoder's own once-per-process cache.
+_DECODED: dict[tuple[str, int, int], np.ndarray] = {}
+_CHUNK = 64  # files per progress report
+
+
+def decoder_name() -> str:
+    """What a row records as its decoder: Pillow and the libjpeg-turbo it was built with."""
+    import PIL
+    from PIL import features
+
+    turbo = features.version("libjpeg_turbo") or features.version("jpg") or "?"
+    return f"pillow {PIL.__version__} (libjpeg-turbo {turbo}) + tf-bilinear in numpy"
+
+
+def _axis(out_size: int, in_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per output index: the lower and upper source index and the weight of the upper,
+    as TensorFlow's compute_interpolation_weights with its HalfPixelScaler (float32)."""
+    scale = np.float32(in_size) / np.float32(out_size)
+    where = (np.arange(out_size, dtype=np.float32) + np.float32(0.5)) * scale - np.float32(0.5)
+    floor = np.floor(where)
+    lower = np.maximum(floor.astype(np.int64), 0)
+    upper = np.minimum(np.ceil(where).astype(np.int64), in_size - 1)
+    return lower, upper, (where - floor).astype(np.float32)
+
+
+def resize_bilinear(image: np.ndarray, size: tuple[int, int] = IMAGE_SIZE) -> np.ndarray:
+    """float32 (h, w, C) of a uint8 (H, W, C) image: TensorFlow's bilinear resize
+    (tf.image.resize, antialias=False), top row then bottom row then between them."""
+    height, width = size
+    y_lower, y_upper, y_lerp = _axis(height, image.shape[0])
+    x_lower, x_upper, x_lerp = _axis(width, image.shape[1])
+    pixels = image.astype(np.float32)
+    top, bottom = pixels[y_lower], pixels[y_upper]
+    x_weight, y_weight = x_lerp[None, :, None], y_lerp[:, None, None]
+    top_left, top_right = top[:, x_lower], top[:, x_upper]
+    bottom_left, bottom_right = bottom[:, x_lower], bottom[:, x_upper]
+    upper_row = top_left + (top_right - top_left) * x_weight
+    lower_row = bottom_left + (bottom_right - bottom_left) * x_weight
+    return upper_row + (lower_row - upper_row) * y_weight
+
+
+def to_uint8(resized: np.ndarray) -> np.ndarray:
+    """Round half to even (tf.round), clip to [0, 255], uint8: the cache's bytes."""
+    return np.clip(np.rint(resized), 0, 255).astype(np.uint8)
+
+
+def read_rgb(path: str) -> np.ndarray:
+    """The file's pixels as uint8 (H, W, 3), as TensorFlow's decode_image(channels=3)
+    gives them; OSError / ValueError (Pillow's) for a file it cannot read."""
+    from PIL import Image
+
+    with Image.open(path) as image:
+        image.seek(0)  # a GIF's first frame, as expand_animations=False takes
+        return np.asarray(image.convert("RGB"), dtype=np.uint8)
+
+
+def decode_one(path: str, size: tuple[int, int] = IMAGE_SIZE) -> tuple[np.ndarray | None, str]:
+    """(uint8 image, '') or (None, why it could not be read): one bad file must not hide
+    the others, so the caller lists them all."""
+    try:
+        return to_uint8(resize_bilinear(read_rgb(path), size)), ""
+    except (OSError, ValueError, SyntaxError) as exc:  # PIL raises all three for bad files
+        return None, " ".join(str(exc).split()) or type(exc).__name__
+
+
+def _decode_missing(paths: list[str], size: tuple[int, int],
+                    progress: Callable[[int, int], None] | None) -> dict[str, str]:
+    """Decode `paths` into the cache on a thread per CPU (Pillow and NumPy release the
+    GIL); returns path -> reason for the unreadable ones. The result does not depend on
+    the order threads finish in: every image lands under its own path."""
+    bad: dict[str, str] = {}
+    workers = max(1, min(len(os.sched_getaffinity(0)), 16))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for start in range(0, len(paths), _CHUNK):
+            chunk = paths[start:start + _CHUNK]
+            for path, (array, reason) in zip(chunk, pool.map(lambda p: decode_one(p, size),
+                                                             chunk)):
+                if array is None:
+                    bad[path] = reason
+                else:
+                    _DECODED[(path, *size)] = array
+            if progress:
+                progress(start + len(chunk), len(paths))
+    return bad
+
+
+def decode_files(root: Path, relpaths: list[str], image_size: tuple[int, int] = IMAGE_SIZE,
+                 *, skip_bad: bool = False, progress: Callable[[int, int], None] | None = None
+                 ) -> tuple[np.ndarray, list[str]]:
+    """What pipeline.decode_files returns, decoded by Pillow: (uint8 (N, H, W, 3) in the
+    order of `relpaths`, the unreadable files); unreadable files are one DataError
+    listing them all unless `skip_bad`."""
+    height, width = image_size
+    paths = [str((Path(root) / rel).resolve()) for rel in relpaths]
+    missing = sorted({path for path in paths if (path, height, width) not in _DECODED})
+    bad = _decode_missing(missing, image_size, progress) if missing else {}
+    bad_rel = [rel for rel, path in zip(relpaths, paths) if path in bad]
+    if bad_rel and not skip_bad:
+        refuse_undecodable(root, [(rel, bad[path]) for rel, path in zip(relpaths, paths)
+                                  if path in bad])
+    good = [_DECODED[(path, height, width)] for path in paths if path not in bad]
+    images = np.stack(good) if good else np.zeros((0, height, width, 3), np.uint8)
+    return images, bad_rel
+
+
+def refuse_undecodable(root: Path, bad: list[tuple[str, str]]) -> None:
+    """One DataError for every (file, reason) a decoder could not read (both decoders
+    say it in these words)."""
+    listing = "; ".join(f"{rel} ({reason[:80]})" for rel, reason in bad)
+    raise DataError(f"{len(bad)} unreadable image(s) in {root}: {listing}; expected "
+                    "JPEG/PNG/GIF/BMP files: fix or remove them, or pass --skip-bad-images")
+
+
+def clear_cache() -> None:
+    """Forget every image this decoder decoded."""
+    _DECODED.clear()
