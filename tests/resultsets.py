@@ -115,6 +115,7 @@ def _run_row(variant: str, seed: int, index: int, epoch_rows: list[dict[str, Any
         **{key: env[key] for key in ("tf_version", "keras_version", "python_version",
                                      "cuda_version", "cudnn_version", "device", "gpu_name",
                                      "host", "git_commit")},
+        "backend": env.get("backend", "tensorflow"),  # as the runner records it
         "started_utc": start.isoformat(timespec="seconds"),
         "finished_utc": (start + _dt.timedelta(minutes=5)).isoformat(timespec="seconds"),
     }
@@ -192,16 +193,20 @@ def write_result_set(results_dir: str | Path, *, variants: Iterable[str] = VARIA
 def copy_result_set(source: str | Path, results_dir: str | Path, *,
                     step_scale: float = 1.0, accuracy_shift: float = 0.0,
                     variants: Iterable[str] | None = None,
-                    tf_version: str | None = None) -> Path:
+                    tf_version: str | None = None,
+                    columns: Mapping[str, Any] | None = None) -> Path:
     """A new result set with the same rows as `source`, except, for `variants` (default
     all): every step time x `step_scale` (images/s / `step_scale`), and test accuracy +
-    `accuracy_shift` (a fraction; test_correct follows). Written through the real writer."""
+    `accuracy_shift` (a fraction; test_correct follows). `columns`: values set in every
+    row and in environment.json (e.g. another Keras backend). Written through the real
+    writer."""
     source_set = ResultSet.open(source)
     env = source_set.environment()
     for key in ("schema_version", "result_set", "created_utc"):
         env.pop(key, None)
     if tf_version:
         env["tf_version"] = tf_version
+    env.update(columns or {})
     target = ResultSet.create(results_dir, env, now=_next_time())
     chosen = set(variants) if variants is not None else None
     epochs = source_set.epochs()
@@ -210,6 +215,7 @@ def copy_result_set(source: str | Path, results_dir: str | Path, *,
         epoch_rows = [dict(e) for e in epochs if e["run_id"] == row["run_id"]]
         if tf_version:
             row["tf_version"] = tf_version
+        row.update(columns or {})
         if row["status"] == "ok" and (chosen is None or row["variant"] in chosen):
             for key in ("step_time_ms", "step_time_ms_p90"):
                 row[key] = float(row[key]) * step_scale

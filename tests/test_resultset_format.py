@@ -160,9 +160,11 @@ DAMAGE = {
                      ["runs.csv", "extra column(s) note"]),
     "byte-order mark": (lambda s: (s / "runs.csv").write_bytes(
         b"\xef\xbb\xbf" + (s / "runs.csv").read_bytes()), ["runs.csv", "byte-order mark"]),
-    "newer schema": (lambda s: _edit(s / "environment.json", '"schema_version": 2',
-                                     '"schema_version": 3'),
-                     ["environment.json", "unknown schema_version '3'", "version(s) 1, 2"]),
+    "newer schema": (lambda s: _edit(s / "environment.json",
+                                     f'"schema_version": {SCHEMA_VERSION}',
+                                     f'"schema_version": {SCHEMA_VERSION + 1}'),
+                     ["environment.json", f"unknown schema_version '{SCHEMA_VERSION + 1}'",
+                      "version(s) " + ", ".join(map(str, SCHEMAS))]),
     "corrupt environment.json": (lambda s: _cut(s / "environment.json", 40),
                                  ["environment.json", "not readable JSON"]),
 }
@@ -200,7 +202,7 @@ def test_rows_written_by_the_writer_carry_a_matching_check(tmp_path):
     assert header.split(",")[-1] == "row_sha256" and re.fullmatch(r"[0-9a-f]{16}",
                                                                    row.split(",")[-1])
     environment = json.loads((folder / "environment.json").read_text())
-    assert environment["schema_version"] == SCHEMA_VERSION == 2
+    assert environment["schema_version"] == SCHEMA_VERSION == 3
 
 
 def test_the_writer_never_writes_a_row_the_loader_would_refuse(tmp_path):

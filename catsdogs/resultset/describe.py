@@ -194,7 +194,9 @@ def provenance_items(runs: pd.DataFrame, environments: Sequence[dict[str, Any]],
         ("seeds", ", ".join(map(str, seeds(runs)))),
         ("epochs", epochs_text(runs)),
         ("batch size", ", ".join(str(b) for b in sorted(runs["batch_size"].dropna().unique()))),
-        ("options on", ", ".join(flags) or "none (float32, no XLA, non-deterministic ops)"),
+        ("options on", (", ".join(flags) or "none (float32, no XLA, non-deterministic ops)")
+         + ("; on JAX every step is XLA-compiled (jax.jit) whatever --xla says"
+            if "jax" in unique(runs, "backend") else "")),
         ("git commit", ", ".join(commits) or "unknown"),
         ("hosts", ", ".join(unique(runs, "host", environments)) or "unknown"),
         ("result sets", ", ".join(unique(runs, "result_set")
