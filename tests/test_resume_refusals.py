@@ -29,6 +29,7 @@ from test_bad_inputs import (  # noqa: F401 - cli and no_tensorflow are fixtures
 from test_resultset_format import _set_cell
 
 from catsdogs.dataset.scan import scan_dataset
+from catsdogs.resultset.schema import SCHEMA_VERSION
 from catsdogs.resultset.store import ResultSet, load_result_sets
 
 
@@ -70,8 +71,10 @@ def _append_text(path: Path, header_extra: str, row_extra: str) -> None:
 
 RESUME_CASES = {
     # name: (damage(set), extra argv, fragments)
-    "newer schema": (lambda s: _json_edit(s / "environment.json", schema_version=3), [],
-                     ["--resume", "environment.json", "unknown schema_version '3'"]),
+    "newer schema": (lambda s: _json_edit(s / "environment.json",
+                                          schema_version=SCHEMA_VERSION + 1), [],
+                     ["--resume", "environment.json",
+                      f"unknown schema_version '{SCHEMA_VERSION + 1}'"]),
     "extra column": (lambda s: _append_text(s / "runs.csv", ",note", ",hello"), [],
                      ["--resume", "runs.csv", "extra column(s) note"]),
     "byte-order mark": (lambda s: (s / "runs.csv").write_bytes(

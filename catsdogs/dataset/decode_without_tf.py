@@ -31,7 +31,7 @@ from typing import Callable
 import numpy as np
 
 from catsdogs.constants import IMAGE_SIZE
-from catsdogs.errors import DataError
+from catsdogs.errors import DataError, UsageError
 
 #: (absolute path, height, width) -> uint8 HxWx3; this decoder's own once-per-process cache.
 _DECODED: dict[tuple[str, int, int], np.ndarray] = {}
@@ -40,6 +40,16 @@ _CHUNK = 64  # files per progress report
 
 #: The first bytes of every JPEG file (SOI marker): those go to simplejpeg.
 _JPEG_MAGIC = b"\xff\xd8"
+
+
+def require_simplejpeg() -> None:
+    """simplejpeg is a dependency of catsdogs-bench; without it (a partial install) the
+    JPEGs cannot be decoded as TensorFlow does, and nothing else is used in its place."""
+    import importlib.util
+
+    if importlib.util.find_spec("simplejpeg") is None:
+        raise UsageError("decoding without TensorFlow: simplejpeg is not installed; expected "
+                         "it installed (pip install simplejpeg; catsdogs-bench depends on it)")
 
 
 def decoder_name() -> str:
@@ -138,6 +148,7 @@ def decode_files(root: Path, relpaths: list[str], image_size: tuple[int, int] = 
     """What pipeline.decode_files returns, decoded by Pillow: (uint8 (N, H, W, 3) in the
     order of `relpaths`, the unreadable files); unreadable files are one DataError
     listing them all unless `skip_bad`."""
+    require_simplejpeg()
     height, width = image_size
     paths = [str((Path(root) / rel).resolve()) for rel in relpaths]
     missing = sorted({path for path in paths if (path, height, width) not in _DECODED})

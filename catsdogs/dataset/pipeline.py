@@ -54,7 +54,7 @@ class Splits:
     files: dict[str, list[str]]  # split -> paths relative to data_dir
     labels: dict[str, list[int]]
     data_dir: Path
-    dataset: str  # "real" or "synthetic"
+    dataset: str  # "real", "synthetic" or "derived"
     fingerprint: str
     fingerprint_known: bool
     skipped: list[str]  # unreadable images left out under --skip-bad-images

@@ -58,8 +58,9 @@ def datasets(runs: pd.DataFrame) -> list[str]:
         known = row["dataset_fingerprint_known"]
         official = {True: "official", False: "NOT the official set"}.get(known, "unchecked")
         kind = {"real": "real cats_and_dogs_filtered",
-                "synthetic": "SYNTHETIC images (not photographs)"}.get(row["dataset"],
-                                                                         row["dataset"])
+                "synthetic": "SYNTHETIC images (not photographs)",
+                "derived": "DERIVED copy of cats_and_dogs_filtered (re-encoded 160x160 JPEGs)",
+                }.get(row["dataset"], row["dataset"])
         text = f"{kind} ({official}, fingerprint {short_fingerprint(row['dataset_fingerprint'])})"
         limit = row["limit"]
         text += ", all images" if is_missing(limit) else \

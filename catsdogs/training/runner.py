@@ -92,7 +92,7 @@ class Prepared:
     options: BenchOptions
     data_dir: Path
     info: Any  # scan.DatasetInfo
-    dataset: str  # "real" | "synthetic"
+    dataset: str  # "real", "synthetic" or "derived"
     environment: dict[str, Any]
     resumed: LoadedSet | None = None  # the --resume set, as checked before anything ran
 
