@@ -29,7 +29,7 @@ TENSORFLOW = "tensorflow"
 INSTALL_HINT = {
     "tensorflow": "pip install 'catsdogs-bench[tensorflow]'",
     "jax": "pip install 'catsdogs-bench[jax]'",
-    "torch": "pip install torch (the CPU or CUDA wheel you want) and 'catsdogs-bench[torch]'",
+    "torch": "pip install torch, the CPU or CUDA wheel you want, then 'catsdogs-bench[torch]'",
 }
 #: The XLA flag that makes JAX's GPU kernels deterministic (--deterministic on jax).
 JAX_DETERMINISTIC_FLAG = "--xla_gpu_deterministic_ops=true"
@@ -84,8 +84,11 @@ def apply_backend(name: str, *, deterministic: bool = False) -> None:
     XLA reads its flags once, when JAX starts."""
     name = parse_backend(name)
     if importlib.util.find_spec(name) is None:
+        others = [other for other in BACKENDS
+                  if other != name and importlib.util.find_spec(other) is not None]
+        instead = f", or --backend {' or '.join(others)} (installed here)" if others else ""
         raise UsageError(f"--backend {name}: the {name} package is not installed in "
-                         f"{sys.prefix}; expected it installed ({INSTALL_HINT[name]})")
+                         f"{sys.prefix}; expected it installed ({INSTALL_HINT[name]}){instead}")
     if name != TENSORFLOW and _legacy_keras():
         raise UsageError(f"--backend {name}: TF_USE_LEGACY_KERAS is set (Keras 2, "
                          "TensorFlow only); expected it unset for Keras 3 on jax or torch")

@@ -86,7 +86,8 @@ prepare() {
     commit="$commit+dirty"
   fi
   echo "$commit" > "$carry/COMMIT"
-  du -sh "$carry"/* "$carry"
+  du -sh --apparent-size "$carry"/*
+  du -sh --apparent-size "$carry"
 }
 
 run() {

@@ -44,6 +44,16 @@ def params(work: Path) -> dict:
     return {"backend": backend, "counts": counts}
 
 
+def compile_diverging(keras, model, *, jit_compile=False):
+    """The post's compile with Adam(learning_rate=1e12): the weights blow up and the loss
+    turns NaN within the first epoch (the fault the NaN guard must catch)."""
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=1e12),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+                  jit_compile=jit_compile)
+    return model
+
+
 def nan(data: Path, results: Path) -> dict:
     """A diverging run and a normal one, recorded as `catsdogs run` records them."""
     backend = _backend()
@@ -60,12 +70,8 @@ def nan(data: Path, results: Path) -> dict:
 
     def compile_model(model, *, jit_compile=False):
         builds.append(model.name)
-        if len(builds) == 1:  # seed 0: the post's compile, but a learning rate of 1e12
-            model.compile(optimizer=keras.optimizers.Adam(learning_rate=1e12),
-                          loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                          metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
-                          jit_compile=jit_compile)
-            return model
+        if len(builds) == 1:  # seed 0 diverges
+            return compile_diverging(keras, model, jit_compile=jit_compile)
         return real_compile(model, jit_compile=jit_compile)
 
     models.compile_model = compile_model

@@ -166,13 +166,24 @@ def _as_tox_installs(env: dict[str, list[str]], workdir: Path) -> dict[str, str]
     return {**first, **second}
 
 
+def _deps_problems(name: str, deps: list[str], versions: dict[str, str]) -> list[str]:
+    """Every dep of the env within its range in what pip resolved."""
+    from packaging.requirements import Requirement
+
+    problems = []
+    for line in deps:
+        req = Requirement(line)
+        got = versions.get(req.name.lower())
+        if got is None or not req.specifier.contains(got, prereleases=True):
+            problems.append(f"{name}: {req} resolved to {got}")
+    return problems
+
+
 @pytest.mark.network
 def test_every_release_env_resolves_to_the_release_it_names(tmp_path):
     """For each env in the matrix: the TensorFlow pip would install is the env's
     CATSDOGS_EXPECT_TF (and the release in the env's name), and every dep's range holds
     (Keras within the env's bounds). The envs resolve in parallel: about a minute."""
-    from packaging.requirements import Requirement
-
     config = _tox_config(RELEASE_ENVS)
     for name in RELEASE_ENVS:
         (tmp_path / name).mkdir()
@@ -189,11 +200,7 @@ def test_every_release_env_resolves_to_the_release_it_names(tmp_path):
         mismatch = provenance.release_mismatch(expected, versions.get("tensorflow", "none"))
         if mismatch:
             problems.append(f"{name}: {mismatch}")
-        for line in config[name]["deps"]:
-            req = Requirement(line)
-            got = versions.get(req.name.lower())
-            if got is None or not req.specifier.contains(got, prereleases=True):
-                problems.append(f"{name}: {req} resolved to {got}")
+        problems += _deps_problems(name, config[name]["deps"], versions)
         print(f"{name}: tensorflow {versions.get('tensorflow')}, keras {versions.get('keras')}"
               f", tf-keras {versions.get('tf-keras', '-')}, numpy {versions.get('numpy')}")
     assert not problems, "\n".join(problems)
@@ -203,8 +210,6 @@ def test_every_release_env_resolves_to_the_release_it_names(tmp_path):
 def test_the_backend_envs_install_their_backend_and_no_tensorflow(tmp_path):
     """tox -e jax / -e torch: the backend pinned in deps, Keras in tf221's range, and no
     TensorFlow anywhere in the resolution (the point of those envs)."""
-    from packaging.requirements import Requirement
-
     config = _tox_config(BACKEND_ENVS)
     problems = []
     for name in BACKEND_ENVS:
@@ -216,11 +221,7 @@ def test_the_backend_envs_install_their_backend_and_no_tensorflow(tmp_path):
         for unwanted in ("tensorflow", "tensorflow-cpu", "tf-keras"):
             if unwanted in versions:
                 problems.append(f"{name}: installs {unwanted} {versions[unwanted]}")
-        for line in config[name]["deps"]:
-            req = Requirement(line)
-            got = versions.get(req.name.lower())
-            if got is None or not req.specifier.contains(got, prereleases=True):
-                problems.append(f"{name}: {req} resolved to {got}")
+        problems += _deps_problems(name, config[name]["deps"], versions)
         print(f"{name}: {name} {versions.get(name)}, keras {versions.get('keras')}, "
               f"numpy {versions.get('numpy')}")
     assert not problems, "\n".join(problems)

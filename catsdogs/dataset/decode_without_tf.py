@@ -98,16 +98,16 @@ def read_rgb(path: str) -> np.ndarray:
     gives them; OSError / ValueError for a file that cannot be read."""
     with open(path, "rb") as handle:
         raw = handle.read()
+    if not raw:
+        raise ValueError("empty file")
     if raw.startswith(_JPEG_MAGIC):
         import simplejpeg
 
         return simplejpeg.decode_jpeg(raw, colorspace="RGB", fastdct=True,
                                       fastupsample=False, strict=True)
-    import io
-
     from PIL import Image
 
-    with Image.open(io.BytesIO(raw)) as image:
+    with Image.open(path) as image:  # the path, so Pillow's reason names the file
         image.seek(0)  # a GIF's first frame, as expand_animations=False takes
         return np.asarray(image.convert("RGB"), dtype=np.uint8)
 

@@ -250,7 +250,9 @@ def draw_trend(releases: Sequence[str], series: dict[str, dict[str, Any]],
     _fit_limits(step_axis, [0.0], step_highs, floor=0.0)
     _legend_below(figure, acc_axis)
     one = " (one release: no trend)" if len(releases) == 1 else ""
-    titled(figure, f"Test accuracy and step time across TensorFlow releases{one}", runs)
+    across = ("TensorFlow releases" if all(r.startswith("TF ") for r in releases)
+              else "releases and Keras backends (numerics not comparable across backends)")
+    titled(figure, f"Test accuracy and step time across {across}{one}", runs)
     return figure
 
 
