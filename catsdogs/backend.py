@@ -103,6 +103,24 @@ def apply_backend(name: str, *, deterministic: bool = False) -> None:
             os.environ["XLA_FLAGS"] = (flags + " " + JAX_DETERMINISTIC_FLAG).strip()
 
 
+def choose_installed_backend() -> str:
+    """For commands that only draw with Keras (report's augmentation preview): the backend
+    Keras is on or would pick, when installed, else the first installed of BACKENDS, made
+    this process's. A machine without any is one line, not an ImportError."""
+    if "keras" in sys.modules:
+        return active_backend()
+    wanted = _configured_backend()
+    for name in sorted(BACKENDS, key=lambda name: name != wanted):  # Keras' choice first
+        try:  # importing, not only finding: Keras imports it next anyway
+            importlib.import_module(name)
+        except ImportError:
+            continue
+        apply_backend(name)
+        return name
+    raise UsageError(f"Keras needs a backend and none of {', '.join(BACKENDS)} is "
+                     f"installed in {sys.prefix}; expected one ({INSTALL_HINT['jax']})")
+
+
 def keras_module():
     """The keras every module uses: Keras 3 (`import keras`, the same objects as
     `tf.keras` on TensorFlow), or tf_keras through `tf.keras` under TF_USE_LEGACY_KERAS."""

@@ -171,3 +171,24 @@ def test_the_bench_times_one_round_per_epoch_after_the_first(backend, tmp_path, 
     assert document["machine_info"]["catsdogs"]["backend"] == backend
     (row,) = _rows(next((results / "runs").iterdir()) / "runs.csv")
     assert row["run_id"] == bench["extra_info"]["run_id"] and row["backend"] == backend
+
+
+@pytest.mark.parametrize("backend", CHEAP_FIRST)
+def test_a_report_with_pictures_needs_no_tensorflow(backend, tmp_path, hidden):
+    """The augmentation preview runs Keras' random layers: without TensorFlow it runs on
+    the backend that is installed, and its title says which."""
+    from resultsets import write_result_set
+
+    from catsdogs.dataset.synthetic import make_synthetic
+
+    python = require_backend(backend)
+    data = make_synthetic(tmp_path / "data", train_per_class=3, validation_per_class=1,
+                          size=(32, 32))
+    result_set = write_result_set(tmp_path / "results", variants=["baseline_cnn"], seeds=[0],
+                                  data_dir=str(data), dataset="synthetic")
+    environ = dict(_env(backend, python, hidden))
+    environ.pop("KERAS_BACKEND")  # report has no --backend: it must find one itself
+    done = run_python(python, ["-m", "catsdogs", "report", str(result_set), "--out",
+                               str(tmp_path / "out")], environ)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert (tmp_path / "out" / "augmentation_preview.png").is_file()
