@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from catsdogs.errors import UsageError
+from catsdogs.errors import UsageError, system_refusal
 from catsdogs.options import BenchOptions, add_to_pytest, from_pytest
 from catsdogs.training import devices
 
@@ -122,6 +122,9 @@ def pytest_sessionstart(session):
     except UsageError as exc:
         state.reporter.close()
         raise pytest.UsageError(str(exc)) from None
+    except OSError as exc:  # what no check foresaw: one line, not an INTERNALERROR
+        state.reporter.close()
+        raise pytest.UsageError(system_refusal(exc)) from None
     state.todo = state.session.todo()
     _install_signals(state)
 
@@ -202,13 +205,14 @@ def fresh_line(request) -> None:
 
 def pytest_benchmark_update_machine_info(config, machine_info):
     """pytest-benchmark's machine id knows the CPU only; a Keras benchmark needs the rest
-    (the backend and its versions included)."""
+    (the backend and its versions included), and the machine facts and fingerprint every
+    row of our result sets carries."""
     from catsdogs.training import provenance
     facts = provenance.collect()
     machine_info["catsdogs"] = {key: facts.get(key, "") for key in (
         "tf_version", "keras_version", "backend", "jax_version", "jaxlib_version",
         "torch_version", "cuda_version", "cudnn_version", "device", "gpu_name",
-        "gpu_count", "gpu_driver", "git_commit", "host")}
+        "gpu_count", "gpu_driver", "git_commit", "host", "machine")}
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):

@@ -45,6 +45,9 @@ def _stop_session(session, interrupted: BaseException) -> None:
     and the session ends with 1 instead of 130."""
     reason = "Ctrl-C" if isinstance(interrupted, KeyboardInterrupt) \
         else str(interrupted)
+    if not session.started:  # the set is made with the first finished run: none is
+        pytest.exit(f"interrupted ({reason}) before the first run finished; nothing was "
+                    "recorded", returncode=130)
     pytest.exit(f"interrupted ({reason}): finished runs are recorded in "
                 f"{session.result_set.path}; add the missing ones with --resume "
                 f"{session.result_set.path}", returncode=130)
@@ -59,7 +62,7 @@ def _train_in_rounds(benchmark, state, variant: str, seed: int) -> dict:
     state.reporter.start_run(variant, seed)
     interrupted: BaseException | None = None
     try:
-        row = runner.run_and_record(session.prepared, session.result_set, variant, seed,
+        row = runner.run_and_record(session.prepared, session, variant, seed,
                                     splits=splits, callbacks=(gate.keras_callback(),
                                                               state.reporter.keras_callback()))
     except (KeyboardInterrupt, runner.Interrupted) as exc:

@@ -28,3 +28,7 @@ SMOKE_EPOCHS = 5
 #: What a smoke run is told, next to the rule that defines one.
 SMOKE_NOTE = (f"smoke run (--limit, --synthetic or --epochs < {SMOKE_EPOCHS}): accuracy tests "
               "the pipeline, not the models")
+
+#: The verdicts' opt-in to step-time verdicts across machines (catsdogs.resultset.machines
+#: decides; compare, trend and report --baseline take it; every output labels it).
+ALLOW_DIFFERENT_MACHINES = "--allow-different-machines"

@@ -18,8 +18,8 @@ from typing import Any, Callable
 
 from catsdogs.backend import keras_module
 from catsdogs.constants import IMAGE_SHAPE, IMAGE_SIZE_TEXT, NUM_CLASSES
-from catsdogs.errors import UsageError, WeightsError
-from catsdogs.fsutil import file_sha256, keras_cache_dir
+from catsdogs.errors import UsageError, WeightsError, quoted
+from catsdogs.fsutil import file_sha256, keras_cache_dir, path_kind
 
 
 @dataclasses.dataclass(frozen=True)
@@ -222,15 +222,18 @@ def resolve_weights(weights: str, *, download: bool = True) -> str | None:
     if weights != "imagenet":
         path = Path(weights).expanduser()
         if not path.is_file():
-            raise WeightsError(f"--weights: no file at {str(path)!r}; expected a MobileNetV2 "
-                               f"({IMAGE_SIZE_TEXT}, no top) weights file, or imagenet or none")
+            kind = path_kind(path)  # a folder or a FIFO is named, not called missing
+            found = (f": no file at {quoted(path)}" if kind == "nothing"
+                     else f" {quoted(path)}: is {kind}, not a file")
+            raise WeightsError(f"--weights{found}; expected a MobileNetV2 ({IMAGE_SIZE_TEXT}, "
+                               "no top) weights file, or imagenet or none")
         return str(path)
     spec = MOBILENET_V2_160
     cached = keras_cache_dir() / "models" / spec.file
     if cached.is_file():
         return _verified(str(cached), spec)
     if not download:
-        raise WeightsError(f"--weights imagenet: {cached} is not there; " + _weights_hint())
+        raise WeightsError(f"--weights imagenet: {quoted(cached)} is not there; " + _weights_hint())
     keras = keras_module()
 
     try:
@@ -248,11 +251,11 @@ def _verified(path: str, spec: PretrainedWeights) -> str:
     a different file in the cache is refused, since it would train a different model4."""
     size = Path(path).stat().st_size
     if size != spec.size:
-        raise WeightsError(f"--weights imagenet: {path} has {size:,} bytes; expected "
+        raise WeightsError(f"--weights imagenet: {quoted(path)} has {size:,} bytes; expected "
                            f"{spec.size:,} (delete it to download again, or " + _weights_hint()
                            + ")")
     if spec.sha256 is not None and file_sha256(path) != spec.sha256:
-        raise WeightsError(f"--weights imagenet: {path} has sha256 {file_sha256(path)}; "
+        raise WeightsError(f"--weights imagenet: {quoted(path)} has sha256 {file_sha256(path)}; "
                            f"expected {spec.sha256} (delete it to download again)")
     return path
 
@@ -275,13 +278,14 @@ def mobilenet_base(weights: str = "imagenet"):
             except Exception as exc:  # h5py, ValueError on shapes, ...: one message for all
                 reason = " ".join(str(exc).split()) or type(exc).__name__
                 reason = reason if len(reason) <= 200 else reason[:200].rstrip() + "..."
-                raise WeightsError(f"--weights: cannot load {path!r} into MobileNetV2 "
+                raise WeightsError(f"--weights: cannot load {quoted(path)} into MobileNetV2 "
                                    f"(160x160, no top): {reason}; expected {MOBILENET_WEIGHTS_FILE}"
                                    f" or weights saved from that model") from None
         partial = [w for w in caught if "freshly-initialized" in str(w.message)]
         if partial:  # loaded "successfully" but some layers kept random weights
-            raise WeightsError(f"--weights: {path!r} left {len(partial)} part(s) of MobileNetV2 "
-                               f"(160x160, no top) with random weights; expected weights of "
+            raise WeightsError(f"--weights: {quoted(path)} left {len(partial)} part(s) of "
+                               f"MobileNetV2 (160x160, no top) with random weights; expected "
+                               "weights of "
                                f"exactly that model")
         for w in caught:
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)

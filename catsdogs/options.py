@@ -17,6 +17,7 @@ from typing import Any, Callable
 from catsdogs.backend import BACKENDS, DEFAULT_BACKEND, TENSORFLOW, parse_backend
 from catsdogs.constants import BATCH_SIZE, SMOKE_EPOCHS
 from catsdogs.errors import UsageError
+from catsdogs.fsutil import check_path_length
 
 ENV_PREFIX = "CATSDOGS_"
 
@@ -54,7 +55,9 @@ def parse_path(text: str, *, option: str) -> str:
     value = str(text).strip()
     if not value:
         raise UsageError(f"{option}: expected a path, got {text!r}")
-    return os.path.expanduser(value)
+    value = os.path.expanduser(value)
+    check_path_length(option, value)  # ENAMETOOLONG as one line, before anything runs
+    return value
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -70,21 +73,26 @@ def parse_seeds(text: str) -> list[int]:
                              f"got {text!r}")
         seeds.append(int(part))
     if len(set(seeds)) != len(seeds):
-        raise UsageError(f"--seeds: each seed once, got {text!r}")
+        raise UsageError(f"--seeds: {text!r} names a seed twice; expected each seed once")
     return seeds
 
 
 def parse_variants(text: str) -> list[str]:
     """'all' or a comma list of variant names or aliases (model1..model4); returns
-    canonical names in registry order."""
+    canonical names in registry order. A variant named twice is refused, as a seed
+    given twice is: the user meant something else, and silently running it once hides
+    the mistake."""
     from catsdogs.models import VARIANTS, canonical_name
 
     if str(text).strip().lower() == "all":
         return list(VARIANTS)
-    wanted = {canonical_name(part.strip()) for part in str(text).split(",") if part.strip()}
-    if not wanted:
+    named = [canonical_name(part.strip()) for part in str(text).split(",") if part.strip()]
+    if not named:
         raise UsageError(f"--variants: expected 'all' or a comma list, got {text!r}")
-    return [name for name in VARIANTS if name in wanted]
+    if len(set(named)) != len(named):  # the rule --seeds follows: a repeat is a mistake
+        raise UsageError(f"--variants: {text!r} names a variant twice (a name and its alias "
+                         "are one variant); expected each variant once")
+    return [name for name in VARIANTS if name in named]
 
 
 def parse_weights(text: str) -> str:
@@ -95,7 +103,9 @@ def parse_weights(text: str) -> str:
         return value.lower()
     if not value:
         raise UsageError("--weights: expected imagenet, none or a path, got ''")
-    return os.path.expanduser(value)
+    value = os.path.expanduser(value)
+    check_path_length("--weights", value)
+    return value
 
 
 MAX_SHARDS = 10_000
@@ -219,7 +229,26 @@ SPEED_OPTIONS: tuple[Option, ...] = (
            _int("--speed-epochs", MAX_EPOCHS), "N"),
 )
 
-OPTIONS_BY_NAME = {option.name: option for option in OPTIONS + SPEED_OPTIONS}
+#: Most training steps a probe takes: a probe is a fingerprint, not a training run.
+MAX_PROBE_STEPS = 1_000
+
+#: Options of `catsdogs probe` and `catsdogs bisect` only (each bisect step is a probe).
+PROBE_OPTIONS: tuple[Option, ...] = (
+    Option("steps", "training steps whose losses (and the weights after them) a probe "
+           "records", 3, _int("--steps", MAX_PROBE_STEPS), "N"),
+)
+
+OPTIONS_BY_NAME = {option.name: option for option in OPTIONS + SPEED_OPTIONS + PROBE_OPTIONS}
+
+#: The defaults a probe changes: one seed, since a probe is a fingerprint, not a statistic.
+PROBE_DEFAULTS: dict[str, Any] = {"seeds": "0"}
+#: The run options a probe takes (the others do not change what a probe computes), with
+#: PROBE_DEFAULTS in place so that --help states the probe's own defaults.
+PROBE_RUN_OPTIONS: tuple[Option, ...] = tuple(
+    dataclasses.replace(OPTIONS_BY_NAME[name],
+                        default=PROBE_DEFAULTS.get(name, OPTIONS_BY_NAME[name].default))
+    for name in ("variants", "seeds", "batch_size", "data_dir", "synthetic", "limit",
+                 "weights", "deterministic"))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -310,14 +339,16 @@ def _checked(option: Option, value: Any, source: str | None) -> Any:
     except UsageError as exc:
         text = str(exc)
         for prefix in {option.flag, source or option.flag}:  # the source is named once
-            if text.startswith(prefix + ":"):
-                text = text[len(prefix) + 1:].lstrip()
+            if text.startswith((prefix + ":", prefix + " ")):  # '--x: ...', "--x 'path': ..."
+                raise UsageError(f"{source or option.flag}{text[len(prefix):]}") from None
         raise UsageError(f"{source or option.flag}: {text}") from None
 
 
-def resolve(raw: dict[str, Any], environ: dict[str, str] | None = None) -> BenchOptions:
+def resolve(raw: dict[str, Any], environ: dict[str, str] | None = None,
+            defaults: dict[str, Any] | None = None) -> BenchOptions:
     """Checked options from raw command-line values (None = not given), falling back to
-    `CATSDOGS_<NAME>` and then to the default. The command line wins over the
+    `CATSDOGS_<NAME>` and then to the default (`defaults` replaces some, as
+    PROBE_DEFAULTS does for `catsdogs probe`). The command line wins over the
     environment, also between options that exclude each other (--synthetic from the
     command line beats CATSDOGS_DATA_DIR). Raises UsageError naming the source of a bad
     value."""
@@ -325,6 +356,8 @@ def resolve(raw: dict[str, Any], environ: dict[str, str] | None = None) -> Bench
     values: dict[str, Any] = {}
     sources: dict[str, str | None] = {}
     for option in OPTIONS:
+        if defaults and option.name in defaults:
+            option = dataclasses.replace(option, default=defaults[option.name])
         value, sources[option.name] = _raw_value(option, raw, environ)
         values[option.name] = _checked(option, value, sources[option.name])
     if values["synthetic"] and values["data_dir"]:

@@ -405,73 +405,6 @@ def judge(contrast: Contrast, diff: Difference, p_adjusted: float, *, threshold:
                      (f"{describe(diff.estimate)}: {why} ({stats_text}); {more}",))
 
 
-# ---------------------------------------------------------------- what a design can see
-
-
-def binomial_sd(accuracy: float, n_test: int) -> float:
-    """The per-run binomial standard error (points) at this accuracy, as accuracy_side
-    computes its floor."""
-    k = round(accuracy * n_test)
-    return math.sqrt(accuracy_side([k], [n_test]).floor_var)
-
-
-def smallest_detectable(seeds: int, *, n_test: int = 192, accuracy: float = 0.75,
-                        seed_spread: float = 0.0, paired: bool = False,
-                        step_spread: float = 0.05, alpha: float = 0.05, tests: int = 8,
-                        min_change: float = 1.0, max_slowdown: float = 10.0
-                        ) -> tuple[float, float]:
-    """(accuracy drop in points, slowdown in percent) that `compare` flags with `seeds`
-    per side. Assumptions, all arguments: every run near `accuracy` on n_test images (the
-    binomial floor of each run); unpaired, an observed standard deviation over seeds of
-    `seed_spread` points on each side; paired, a standard deviation of `seed_spread`
-    points of the per-seed drops (the seeds' own spread cancels); a run-to-run relative
-    step-time spread of `step_spread` with no epoch floor; K = `tests` tests (4 variants
-    x 2 metrics), so the critical p is alpha/K."""
-    floor = binomial_sd(accuracy, n_test) ** 2
-    if paired:
-        contrast = Contrast(PAIRED, (SideEstimate(seeds, 0.0, seed_spread ** 2, 2 * floor),),
-                            0.0)
-    else:
-        side = SideEstimate(seeds, 0.0, seed_spread ** 2, floor)
-        contrast = unpaired(side, side)
-    drop = detectable_change(contrast, threshold=min_change, alpha=alpha, tests=tests)
-    log_side = SideEstimate(seeds, 0.0, math.log1p(step_spread) ** 2, 0.0)
-    log_change = detectable_change(unpaired(log_side, log_side),
-                                   threshold=math.log1p(max_slowdown / 100), alpha=alpha,
-                                   tests=tests)
-    return drop, 100 * math.expm1(log_change)
-
-
-#: Standard deviation (points) of the per-seed drops in the paired column of the table.
-TABLE_DROP_SPREAD = 2.0
-
-
-def smallest_detectable_table(seeds: Sequence[int] = (3, 5, 10), *, n_test: int = 192,
-                              accuracy: float = 0.75, step_spreads: Sequence[float] = (0.05, 0.20),
-                              alpha: float = 0.05, tests: int = 8) -> list[dict[str, float]]:
-    """Rows for docs/verdicts.md: per seed count, the accuracy drop flagged paired by
-    seed (drops that agree; drops spread by TABLE_DROP_SPREAD points), unpaired (seeds
-    that agree; seeds spread as much as the binomial error), and the slowdown flagged at
-    each run-to-run spread."""
-    spread = binomial_sd(accuracy, n_test)
-    columns = {"drop_pts_paired_spread_0": (True, 0.0),
-               f"drop_pts_paired_spread_{TABLE_DROP_SPREAD:g}": (True, TABLE_DROP_SPREAD),
-               "drop_pts_unpaired_spread_0": (False, 0.0),
-               "drop_pts_unpaired_spread_binomial": (False, spread)}
-    rows = []
-    for m in seeds:
-        row: dict[str, float] = {"seeds": m}
-        for key, (paired, seed_spread) in columns.items():
-            row[key] = smallest_detectable(m, n_test=n_test, accuracy=accuracy,
-                                           seed_spread=seed_spread, paired=paired,
-                                           alpha=alpha, tests=tests)[0]
-        for step_spread in step_spreads:
-            row[f"slowdown_pct_spread_{step_spread:g}"] = smallest_detectable(
-                m, step_spread=step_spread, alpha=alpha, tests=tests)[1]
-        rows.append(row)
-    return rows
-
-
 def t_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[float, float, int]:
     """(mean, half-width, n) of the two-sided t-interval for the mean of `values`.
 
@@ -487,3 +420,47 @@ def t_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[float
         return mean, math.nan, n
     half = t_quantile(0.5 + confidence / 2, n - 1) * float(array.std(ddof=1)) / math.sqrt(n)
     return mean, half, n
+
+
+# ---------------------------------------------------------------- A/B bursts (`catsdogs ab`)
+
+
+@dataclasses.dataclass(frozen=True)
+class BurstRatio:
+    """CANDIDATE/BASE step time from `pairs` pairs of neighbouring bursts: the
+    geometric-mean ratio, its `level` interval, the spread (sd) of the pairs' log ratios,
+    `detectable` (the slowdown, as a ratio, whose interval would just clear the
+    threshold with this spread and number of pairs) and the verdict."""
+
+    pairs: int
+    ratio: float
+    low: float
+    high: float
+    level: float
+    spread: float
+    detectable: float
+    verdict: str
+
+
+def burst_ratio(log_ratios: Sequence[float], *, max_slowdown: float, level: float = 0.95
+                ) -> BurstRatio:
+    """The ratio from d_i = log(candidate_i / base_i), one per pair of neighbouring bursts.
+
+    exp(mean d) is the geometric-mean ratio; its interval is the t-interval of mean d
+    (`t_interval`, n - 1 df) mapped back with exp. Assumptions: the pairs' d are
+    independent and roughly normal around one true log ratio. Neighbouring bursts share
+    the machine's load, which cancels in d; what is left (load changing within a pair,
+    other processes' spikes) is noise in d, carried by its spread. The rule is the
+    interval's alone, symmetric on the log scale (T = log(1 + max_slowdown/100)):
+    regression when it lies above +T, improvement below -T, unchanged inside (-T, T),
+    inconclusive otherwise (and with fewer than 2 pairs). A true ratio at the threshold
+    is called either side at most (1 - level)/2 of the time per look."""
+    values = np.asarray(log_ratios, dtype=float)
+    mean, half, n = t_interval(values, level)
+    threshold = math.log1p(max_slowdown / 100)
+    low, high = mean - half, mean + half  # NaN with fewer than 2 pairs: inconclusive
+    verdict = ("regression" if low > threshold else "improvement" if high < -threshold
+               else "unchanged" if -threshold < low and high < threshold else "inconclusive")
+    spread = float(values.std(ddof=1)) if n > 1 else math.nan
+    return BurstRatio(n, math.exp(mean) if n else math.nan, math.exp(low), math.exp(high),
+                      level, spread, math.exp(threshold + half), verdict)

@@ -19,8 +19,24 @@ import numpy as np
 from catsdogs.dataset.scan import KNOWN_FINGERPRINT
 from catsdogs.models import VARIANTS, get_variant
 from catsdogs.resultset.store import ResultSet
+from catsdogs.training.contention import CONTENDED_SHARE
+from catsdogs.training.machine import machine_facts
 
 TEST_HOST = "testhost"
+
+
+def stand_in_machine(**changes: Any) -> dict[str, Any]:
+    """A stand-in machine's facts (a 2-CPU AVX2 test CPU), with `changes` passed to
+    machine_facts (e.g. cpus=[0] for a pinned run): what environment.json's `machine`
+    holds. Test data: its CPU is called 'test CPU'."""
+    stand_in = dict(info={"vendor_id_raw": "TestVendor", "brand_raw": "test CPU",
+                          "family": 6, "model": 1, "flags": ["avx", "avx2", "fma"]},
+                    cpus=[0, 1], logical=2, physical=2, memory_bytes=8 * 2**30, cpu_max="",
+                    environ={}, smi_csv="")
+    return machine_facts(**dict(stand_in, **changes))
+
+
+TEST_MACHINE = stand_in_machine()
 TEST_COMMIT = "test000000000000000000000000000000000000"
 SYNTHETIC_FINGERPRINT = "5e" * 32  # what a synthetic set's manifest hash looks like
 
@@ -57,9 +73,12 @@ def _per_variant(value: float | Mapping[str, float] | None, default: Mapping[str
 
 def environment(*, tf_version: str, keras_version: str, dataset: str, fingerprint: str,
                 fingerprint_known: bool, device: str, gpu_name: str,
-                data_dir: str | None = None, epochs: int = 5) -> dict[str, Any]:
-    """An environment.json like the runner's, marked as test data."""
-    return {"host": TEST_HOST, "platform": "test-platform", "git_commit": TEST_COMMIT,
+                data_dir: str | None = None, epochs: int = 5,
+                machine: dict[str, Any] | None = TEST_MACHINE) -> dict[str, Any]:
+    """An environment.json like the runner's, marked as test data (machine None: a set
+    written before machines were recorded)."""
+    return {"machine": machine, "host": TEST_HOST, "platform": "test-platform",
+            "git_commit": TEST_COMMIT,
             "tf_version": tf_version, "keras_version": keras_version,
             "python_version": "3.11.7", "cuda_version": "12.5.1" if device == "gpu" else "",
             "cudnn_version": "9" if device == "gpu" else "", "device": device,
@@ -72,7 +91,8 @@ def environment(*, tf_version: str, keras_version: str, dataset: str, fingerprin
 
 
 def _epoch_rows(rng: np.random.Generator, *, epochs: int, train_acc: float, val_acc: float,
-                step_ms: float, step_noise: float) -> list[dict[str, Any]]:
+                step_ms: float, step_noise: float, contention: float = 0.02
+                ) -> list[dict[str, Any]]:
     """Accuracy rising towards its final value; epoch 1 slow (tracing); noisy step times."""
     rows = []
     for epoch in range(1, epochs + 1):
@@ -88,7 +108,8 @@ def _epoch_rows(rng: np.random.Generator, *, epochs: int, train_acc: float, val_
             "val_loss": 0.7 * (1 - progress) + 0.35 * (1 - val_acc),
             "val_accuracy": 0.5 + (val_acc - 0.5) * progress,
             "epoch_s": train_s + 1.5, "train_s": train_s, "steps": STEPS_PER_EPOCH,
-            "step_ms_median": median,
+            "step_ms_median": median, "process_cpu_s": 1.6 * (train_s + 1.5),
+            "other_cpu_s": contention * 2 * (train_s + 1.5), "steal_s": 0.0,
         })
     return rows
 
@@ -116,6 +137,7 @@ def _run_row(variant: str, seed: int, index: int, epoch_rows: list[dict[str, Any
                                      "cuda_version", "cudnn_version", "device", "gpu_name",
                                      "host", "git_commit")},
         "backend": env.get("backend", "tensorflow"),  # as the runner records it
+        "machine_fingerprint": (env.get("machine") or {}).get("fingerprint"),
         "started_utc": start.isoformat(timespec="seconds"),
         "finished_utc": (start + _dt.timedelta(minutes=5)).isoformat(timespec="seconds"),
     }
@@ -157,13 +179,17 @@ def write_result_set(results_dir: str | Path, *, variants: Iterable[str] = VARIA
                      fingerprint_known: bool | None = None, tf_version: str = "2.21.0",
                      keras_version: str = "3.15.1", device: str = "cpu", gpu_name: str = "",
                      limit: int | None = None, data_dir: str | None = None,
-                     failed: Iterable[tuple[str, int]] = (), rng: int = 0) -> Path:
+                     failed: Iterable[tuple[str, int]] = (), rng: int = 0,
+                     machine: dict[str, Any] | None = TEST_MACHINE,
+                     contended: Iterable[tuple[str, int]] = ()) -> Path:
     """Write one result set under `results_dir/runs/` and return its folder.
 
     accuracy: mean final test accuracy (fraction), per variant or for all; each seed draws
     around it with `accuracy_std`. step_ms: the median step time per variant; each epoch's
     median gets relative noise `step_noise`, each run a relative offset `run_noise`.
-    failed: (variant, seed) pairs recorded as failed runs. rng seeds all the noise."""
+    failed: (variant, seed) pairs recorded as failed runs. rng seeds all the noise.
+    machine: environment.json's machine (None: not recorded); contended: (variant, seed)
+    pairs whose epochs lost twice the contended share of the CPUs to others."""
     generator = np.random.default_rng(rng)
     if fingerprint is None:
         fingerprint = KNOWN_FINGERPRINT if dataset == "real" else SYNTHETIC_FINGERPRINT
@@ -171,9 +197,10 @@ def write_result_set(results_dir: str | Path, *, variants: Iterable[str] = VARIA
         fingerprint_known = fingerprint == KNOWN_FINGERPRINT
     env = environment(tf_version=tf_version, keras_version=keras_version, dataset=dataset,
                       fingerprint=fingerprint, fingerprint_known=fingerprint_known,
-                      device=device, gpu_name=gpu_name, data_dir=data_dir, epochs=epochs)
+                      device=device, gpu_name=gpu_name, data_dir=data_dir, epochs=epochs,
+                      machine=machine)
     result_set = ResultSet.create(results_dir, env, now=_next_time())
-    failed = set(failed)
+    failed, contended = set(failed), set(contended)
     for index, (variant, seed) in enumerate((v, s) for v in variants for s in seeds):
         test_acc = float(np.clip(_per_variant(accuracy, DEFAULT_ACCURACY, variant)
                                  + accuracy_std * generator.standard_normal(), 0.0, 1.0))
@@ -182,9 +209,14 @@ def write_result_set(results_dir: str | Path, *, variants: Iterable[str] = VARIA
         is_failed = (variant, seed) in failed
         epoch_rows = [] if is_failed else _epoch_rows(
             generator, epochs=epochs, train_acc=min(1.0, test_acc + 0.06),
-            val_acc=test_acc, step_ms=step, step_noise=step_noise)
+            val_acc=test_acc, step_ms=step, step_noise=step_noise,
+            contention=2 * CONTENDED_SHARE if (variant, seed) in contended else 0.02)
         row = _run_row(variant, seed, index, epoch_rows, test_acc=test_acc, env=env,
                        epochs=epochs, limit=limit, failed=is_failed)
+        if not is_failed and machine is not None:
+            row.update(contention=min(1.0, sum(e["other_cpu_s"] for e in epoch_rows[1:])
+                                      / (2 * sum(e["epoch_s"] for e in epoch_rows[1:]))),
+                       contended=(variant, seed) in contended)
         result_set.append_run(row, [dict(e, run_id=row["run_id"], variant=variant, seed=seed)
                                     for e in epoch_rows])
     return result_set.path
@@ -194,18 +226,21 @@ def copy_result_set(source: str | Path, results_dir: str | Path, *,
                     step_scale: float = 1.0, accuracy_shift: float = 0.0,
                     variants: Iterable[str] | None = None,
                     tf_version: str | None = None,
+                    machine: dict[str, Any] | None | str = "same",
                     columns: Mapping[str, Any] | None = None) -> Path:
     """A new result set with the same rows as `source`, except, for `variants` (default
     all): every step time x `step_scale` (images/s / `step_scale`), and test accuracy +
-    `accuracy_shift` (a fraction; test_correct follows). `columns`: values set in every
-    row and in environment.json (e.g. another Keras backend). Written through the real
-    writer."""
+    `accuracy_shift` (a fraction; test_correct follows); with `machine` (facts, or None
+    for not recorded) every row on that machine; `columns`: values set in every row and
+    in environment.json (e.g. another Keras backend). Written through the real writer."""
     source_set = ResultSet.open(source)
     env = source_set.environment()
     for key in ("schema_version", "result_set", "created_utc"):
         env.pop(key, None)
     if tf_version:
         env["tf_version"] = tf_version
+    if machine != "same":
+        env["machine"] = machine
     env.update(columns or {})
     target = ResultSet.create(results_dir, env, now=_next_time())
     chosen = set(variants) if variants is not None else None
@@ -215,6 +250,8 @@ def copy_result_set(source: str | Path, results_dir: str | Path, *,
         epoch_rows = [dict(e) for e in epochs if e["run_id"] == row["run_id"]]
         if tf_version:
             row["tf_version"] = tf_version
+        if machine != "same":
+            row["machine_fingerprint"] = (machine or {}).get("fingerprint", "")
         row.update(columns or {})
         if row["status"] == "ok" and (chosen is None or row["variant"] in chosen):
             for key in ("step_time_ms", "step_time_ms_p90"):

@@ -211,8 +211,8 @@ LAYOUTS = {
     "validation missing": (lambda d: (_remove(d / "validation"), d)[-1],
                            ["no validation/ folder"]),
     "class folder missing": (lambda d: (_remove(d / "validation" / "dogs"), d)[-1],
-                             ["validation: no dogs/ folder", "cats/ and dogs/"]),
-    "class folder empty": (lambda d: (_empty_class(d), d)[-1], ["train/cats: no images"]),
+                             ["validation': no dogs/ folder", "cats/ and dogs/"]),
+    "class folder empty": (lambda d: (_empty_class(d), d)[-1], ["train/cats': no images"]),
     "extra class folder": (lambda d: (_extra_class(d), d)[-1],
                            ["unexpected class folder birds/", "only cats/ and dogs/"]),
 }

@@ -171,10 +171,17 @@ def test_the_committed_real_set_against_itself_exits_0_without_same(capsys):
     out = capsys.readouterr().out
     assert "same" not in out
     result = compare([REAL_SET], [REAL_SET])
-    assert set(verdicts(result).values()) <= {"inconclusive", "unchanged", "identical"}
     assert verdicts(result)[("baseline_cnn", "test_accuracy")] == "identical"
     (step,) = [m for m in result.verdicts() if m.metric == "step_time"]
-    assert "spread over seeds is unknown" in step.reasons[0]
+    # A schema 1 set records no machine: its step times are compared with nothing ...
+    assert step.verdict == "not comparable"
+    assert step.reasons[0].startswith("not comparable: machine not recorded (base 1 of 1 run(s), "
+                                      "candidate 1 of 1 run(s); sets written before")
+    # ... unless the user opts in, and then the verdict says so.
+    allowed = compare([REAL_SET], [REAL_SET], allow_different_machines=True)
+    (step,) = [m for m in allowed.verdicts() if m.metric == "step_time"]
+    assert step.verdict == "inconclusive" and "spread over seeds is unknown" in step.reasons[0]
+    assert any("compared anyway (--allow-different-machines)" in r for r in step.reasons)
 
 
 # ---------------------------------------------------------------- identity
@@ -238,8 +245,8 @@ def test_a_seed_twice_on_one_side_is_refused_unless_allowed(tmp_path, capsys):
     assert main(["compare", str(first), str(second), "--candidate", str(other)]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
-    assert f"{second / 'runs.csv'} line 2: baseline_cnn seed 1" in err
-    assert f"{first / 'runs.csv'} line 3" in err
+    assert f"{str(second / 'runs.csv')!r}: line 2: baseline_cnn seed 1" in err
+    assert f"{str(first / 'runs.csv')!r}: line 3" in err
     assert main(["compare", str(first), str(second), "--candidate", str(other),
                  "--allow-duplicates"]) in (0, 1)
 
@@ -261,7 +268,7 @@ def test_step_time_disagreeing_with_epochs_csv_is_refused_naming_file_and_line(
     out_json = tmp_path / "verdicts.json"
     assert main(["compare", str(good), str(damaged), "--json", str(out_json)]) == 2
     err = capsys.readouterr().err
-    assert f"{runs_csv} line 3: step_time_ms" in err and "epochs.csv" in err
+    assert f"{str(runs_csv)!r}: line 3: step_time_ms" in err and "epochs.csv" in err
     assert not out_json.exists()
 
 

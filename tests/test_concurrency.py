@@ -15,8 +15,9 @@ import subprocess
 import sys
 import time
 
+from catsdogs.resultset.load import read_set
 from catsdogs.resultset.schema import EPOCH_COLUMNS, RUN_COLUMNS, SCHEMA_VERSION
-from catsdogs.resultset.store import ResultSet, read_set
+from catsdogs.resultset.store import ResultSet
 
 PER_WRITER = 50
 
@@ -57,8 +58,9 @@ def _rows(text: str, columns) -> list[dict[str, str]]:
 def test_two_processes_appending_to_one_set_lose_and_corrupt_nothing(tmp_path):
     result_set = ResultSet.create(tmp_path / "results", {"host": "h", "tf_version": "x",
                                                          "device": "cpu"})
-    result_set.append_run({"run_id": "earlier", "variant": "v", "seed": -1, "status": "failed"},
-                          [{"run_id": "earlier", "variant": "v", "seed": -1, "epoch": 0}])
+    early = 10**6  # a seed no writer uses
+    result_set.append_run({"run_id": "earlier", "variant": "v", "seed": early, "status": "failed"},
+                          [{"run_id": "earlier", "variant": "v", "seed": early, "epoch": 0}])
     earlier = (result_set.path / "runs.csv").read_text()
     go = tmp_path / "go"
     environ = {k: v for k, v in os.environ.items() if not k.startswith("CATSDOGS_")}

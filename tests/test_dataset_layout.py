@@ -70,13 +70,13 @@ def test_describe_reports_counts_and_official_match(real_info):
 
 
 def test_missing_dataset_folder_is_refused(tmp_path):
-    with pytest.raises(DataError, match=r"nowhere: does not exist; expected train/"):
+    with pytest.raises(DataError, match=r"nowhere': does not exist; expected train/"):
         scan_dataset(tmp_path / "nowhere")
 
 
 def test_file_instead_of_folder_is_refused(tmp_path):
     (tmp_path / "data.zip").write_bytes(b"PK")
-    with pytest.raises(DataError, match=r"data\.zip: is a file, not a folder"):
+    with pytest.raises(DataError, match=r"data\.zip': is a file, not a folder"):
         scan_dataset(tmp_path / "data.zip")
 
 
@@ -94,7 +94,7 @@ def test_missing_validation_split_is_refused(tiny_dataset):
 
 def test_missing_class_folder_is_refused(tiny_dataset):
     shutil.rmtree(tiny_dataset / "validation" / "dogs")
-    with pytest.raises(DataError, match=r"validation: no dogs/ folder; expected cats/ and dogs/"):
+    with pytest.raises(DataError, match=r"validation': no dogs/ folder; expected cats/ and dogs/"):
         scan_dataset(tiny_dataset)
 
 
@@ -103,14 +103,14 @@ def test_empty_class_folder_is_refused(tiny_dataset):
     for image in (tiny_dataset / "train" / "cats").iterdir():
         image.unlink()
     (tiny_dataset / "train" / "cats" / "notes.txt").write_text("not an image")
-    with pytest.raises(DataError, match=r"train/cats: no images; expected \.bmp/"):
+    with pytest.raises(DataError, match=r"train/cats': no images; expected \.bmp/"):
         scan_dataset(tiny_dataset)
 
 
 def test_extra_class_folder_is_refused(tiny_dataset):
     """Keras would silently turn `birds/` into a third label."""
     (tiny_dataset / "train" / "birds").mkdir()
-    with pytest.raises(DataError, match=r"train: unexpected class folder birds/.*expected only "
+    with pytest.raises(DataError, match=r"train': unexpected class folder birds/.*expected only "
                                         r"cats/ and dogs/"):
         scan_dataset(tiny_dataset)
 

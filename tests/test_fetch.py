@@ -144,7 +144,7 @@ def test_refuses_symlink_member_then_file_written_through_it(tmp_path):
 def test_refuses_file_that_is_not_a_zip(tmp_path):
     fake = tmp_path / ARCHIVE_NAME
     fake.write_bytes(b"<html>404 Not Found</html>" * 100)
-    with pytest.raises(DataError, match=rf"{ARCHIVE_NAME}: not a zip file"):
+    with pytest.raises(DataError, match=rf"{ARCHIVE_NAME}': not a zip file"):
         safe_extract(fake, tmp_path / "out")
 
 
@@ -340,9 +340,9 @@ def test_folder_above_the_dataset_is_accepted(tmp_path):
 
 
 def test_missing_explicit_data_dir_is_named(tmp_path):
-    with pytest.raises(DataError, match=r"--data-dir .*nowhere: no such folder"):
+    with pytest.raises(DataError, match=r"--data-dir .*nowhere': no such folder"):
         locate_dataset(tmp_path / "nowhere", environ={})
-    with pytest.raises(DataError, match=r"\$CATSDOGS_DATA .*nowhere: no such folder"):
+    with pytest.raises(DataError, match=r"\$CATSDOGS_DATA .*nowhere': no such folder"):
         locate_dataset(environ={"CATSDOGS_DATA": str(tmp_path / "nowhere")})
 
 

@@ -11,7 +11,7 @@ from resultsets import write_result_set
 from catsdogs.models import VARIANTS
 from catsdogs.report.figures import draw_all
 from catsdogs.report.summary import summary_table
-from catsdogs.resultset.store import load_result_sets
+from catsdogs.resultset.load import load_result_sets
 
 
 @pytest.fixture(scope="module")

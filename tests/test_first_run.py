@@ -191,8 +191,8 @@ def test_a_terminal_sees_live_progress_with_an_eta(tmp_path):
 
 @pytest.mark.slow
 def test_sigterm_stops_the_bench_like_catsdogs_run(tmp_path):
-    """SIGTERM mid-run (runner pre-emption): the session ends with 130 and the --resume
-    hint, the unfinished run leaves no row, and the next benchmark never starts."""
+    """SIGTERM mid-run (runner pre-emption): the session ends with 130, the unfinished
+    run leaves no row (and, being the first, no set), and the next benchmark never starts."""
     results = tmp_path / "results"
     proc = subprocess.Popen(
         [sys.executable, "-m", "pytest", "bench", "-p", "no:cacheprovider", "--benchmark-only",
@@ -208,10 +208,11 @@ def test_sigterm_stops_the_bench_like_catsdogs_run(tmp_path):
             break
     out, err = proc.communicate(timeout=300)
     assert proc.returncode == 130, "".join(seen) + err + out
-    assert "--resume" in out + err and "Traceback" not in out + err, out[-2000:] + err[-2000:]
-    (result_set,) = (results / "runs").iterdir()
-    assert not (result_set / "runs.csv").exists() or len(
-        list(csv.DictReader(open(result_set / "runs.csv")))) == 0
+    assert "Traceback" not in out + err, out[-2000:] + err[-2000:]
+    # The set is made with the first finished run; none finished, so none (not even an
+    # empty one) was made, and the line says so instead of giving a --resume hint.
+    assert "before the first run finished; nothing was recorded" in out + err
+    assert not (results / "runs").exists() or list((results / "runs").iterdir()) == []
     assert "seed 1" not in err  # the second benchmark never started
 
 
@@ -244,10 +245,15 @@ def test_bench_exit_on_a_signal_carries_no_chained_traceback(monkeypatch, signal
                                      keras_callback=lambda: None)
     state = types.SimpleNamespace(
         options=types.SimpleNamespace(epochs=2), reporter=reporter,
-        session=types.SimpleNamespace(prepared=None,
+        session=types.SimpleNamespace(prepared=None, started=True,
                                       result_set=types.SimpleNamespace(path="results/runs/x")))
     with pytest.raises(pytest.exit.Exception) as stopped:
         bench_train._train_in_rounds(None, state, "model1", 0)
     assert stopped.value.returncode == 130
     assert "--resume results/runs/x" in stopped.value.msg
     assert stopped.value.__context__ is None and stopped.value.__cause__ is None
+    state.session.started = False  # before the first run finished: no set was made
+    with pytest.raises(pytest.exit.Exception) as stopped:
+        bench_train._train_in_rounds(None, state, "model1", 0)
+    assert stopped.value.returncode == 130
+    assert stopped.value.msg.endswith("before the first run finished; nothing was recorded")

@@ -3,6 +3,7 @@
 - `catsdogs run` stopped by SIGTERM (runner pre-emption) and then by SIGINT (Ctrl-C)
   keeps every finished row, writes no partial one, exits 130 and says how to resume;
   `--resume RESULT_SET` then runs only the missing (variant, seed) pairs, each once.
+- a SIGTERM before the first run finishes leaves no (empty) result set at all.
 - `kill -9` at random moments of a loop of appends leaves runs.csv and epochs.csv
   parseable, with every row complete and every earlier row unchanged.
 """
@@ -22,8 +23,9 @@ from pathlib import Path
 import pytest
 from conftest import copy_real_subset
 
+from catsdogs.resultset.load import read_set
 from catsdogs.resultset.schema import COLUMNS, EPOCH_COLUMNS, RUN_COLUMNS, SCHEMA_VERSION
-from catsdogs.resultset.store import ResultSet, read_set
+from catsdogs.resultset.store import ResultSet
 
 SEEDS = (0, 1, 2, 3)
 
@@ -169,6 +171,30 @@ def test_resume_runs_only_the_missing_pairs_each_exactly_once(interrupted):
     assert str(result_set) in out  # the final table names the set
 
 
+@pytest.mark.slow
+def test_sigterm_before_the_first_run_finishes_leaves_no_empty_set(tmp_path, real_data_dir):
+    """Issue 24: a SIGTERM during the first run used to leave a header-only set (which
+    `report` then refuses: no runs recorded). The set is made with the first finished
+    run, so an interruption before it leaves none at all."""
+    data = tmp_path / "cats_and_dogs_filtered"
+    copy_real_subset(real_data_dir, data, {"train": 5, "validation": 5})
+    session = Session(tmp_path, data)
+    proc = session.start("--epochs", "200")  # the first run outlasts the signal
+    deadline = time.monotonic() + 240
+    while "[1/" not in (session.err.read_text() if session.err.exists() else ""):
+        assert proc.poll() is None and time.monotonic() < deadline, session.err.read_text()
+        time.sleep(0.05)
+    time.sleep(0.5)  # inside the first training now
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=120) == 130
+    err = session.err.read_text()
+    assert "Traceback" not in err
+    assert f"interrupted (signal {int(signal.SIGTERM)}) before the first run finished; " \
+           "nothing was recorded" in err
+    runs = session.results / "runs"
+    assert not runs.exists() or list(runs.iterdir()) == []
+
+
 # ---------------------------------------------------------------- kill -9 mid-write
 
 WRITER = r"""
@@ -237,7 +263,7 @@ def test_kill_9_at_random_moments_leaves_every_csv_parseable(tmp_path):
         orphan_runs |= orphans
     assert len(parse(result_set.path / "runs.csv", RUN_COLUMNS)) >= rounds
     # The set is still appendable; temporary files of killed writers are cleared then.
-    result_set.append_run({"run_id": "after", "variant": "v", "seed": -1, "status": "failed"},
+    result_set.append_run({"run_id": "after", "variant": "v", "seed": 10**9, "status": "failed"},
                           [])
     assert result_set.runs()[-1]["run_id"] == "after"
     assert not list(result_set.path.glob(".*.tmp"))

@@ -16,7 +16,7 @@ from resultsets import write_result_set
 
 from catsdogs.models import VARIANTS
 from catsdogs.report.tables import render_table
-from catsdogs.resultset.store import load_result_sets
+from catsdogs.resultset.load import load_result_sets
 
 DOCUMENT = r"""\documentclass{article}
 \usepackage{booktabs}

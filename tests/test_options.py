@@ -40,7 +40,7 @@ def test_aliases_and_all_resolve_to_canonical_names_in_registry_order():
     (("--batch-size", "-3"), "--batch-size: expected a positive integer, got '-3'"),
     (("--seeds", "1,-2"), "--seeds: expected non-negative integers"),
     (("--seeds", "1.5"), "--seeds: expected non-negative integers"),
-    (("--seeds", "1,1"), "--seeds: each seed once"),
+    (("--seeds", "1,1"), "--seeds: '1,1' names a seed twice; expected each seed once"),
     (("--variants", "model7"), "unknown variant 'model7'"),
     (("--shard", "3/2"), "--shard: expected 1 <= K <= N, got '3/2'"),
     (("--shard", "half"), "--shard: expected K/N"),

@@ -99,3 +99,23 @@ def test_post_pipeline_under_limit_reads_exactly_our_files(real_data_dir, real_i
                               for rel in splits.files[split])
         labels = np.concatenate([y.numpy() for _, y in dataset])
         assert sorted(labels.tolist()) == sorted(splits.labels[split])
+
+
+def test_the_parallel_decode_gives_the_serial_paths_bytes_in_the_asked_order(real_data_dir,
+                                                                            real_info):
+    """decode_files decodes in parallel and out of order (each file carries its index):
+    every image must be byte for byte what decoding that file alone gives, in the order
+    asked, with repeats, whether new or from the cache."""
+    chosen = pipeline.partition(real_info.files, seed=3, limit=LIMIT)
+    rel = [path for pairs in chosen.values() for path, _ in pairs]
+    serial = np.stack([pipeline._decode_one_checked(str(real_data_dir.resolve() / path),
+                                                    pipeline.IMAGE_SIZE)[0] for path in rel])
+    clear_decode_cache()
+    fresh, bad = pipeline.decode_files(real_data_dir, rel)
+    assert bad == [] and fresh.dtype == np.uint8 and fresh.tobytes() == serial.tobytes()
+    assert not fresh.flags.writeable  # the cache's own arrays: nobody may change them
+    half, again = rel[: len(rel) // 2], rel[::-1] + rel[:3]  # some cached, some repeated
+    clear_decode_cache()
+    pipeline.decode_files(real_data_dir, half)
+    mixed, _ = pipeline.decode_files(real_data_dir, again)
+    assert mixed.tobytes() == np.concatenate([serial[::-1], serial[:3]]).tobytes()

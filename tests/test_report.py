@@ -33,8 +33,9 @@ from catsdogs.report.samples import sample_grid
 from catsdogs.report.summary import summary_table
 from catsdogs.report.tables import render_table
 from catsdogs.resultset.comparable import check_comparable
+from catsdogs.resultset.load import load_result_sets
 from catsdogs.resultset.schema import RUN_COLUMNS
-from catsdogs.resultset.store import ResultSet, load_result_sets
+from catsdogs.resultset.store import ResultSet
 
 SET_FILES = ("runs.csv", "epochs.csv", "environment.json")
 FIGURES = ("accuracy_curves", "test_accuracy_bars", "step_times")

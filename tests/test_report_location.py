@@ -11,6 +11,7 @@ import resource
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -159,3 +160,33 @@ def test_tilde_in_report_trend_and_compare_paths_means_home(tmp_path, monkeypatc
     assert (home / "rep" / "index.html").exists() and (home / "tr" / "trend.png").exists()
     assert (home / "trend.json").exists() and (home / "verdicts.json").exists()
     assert not (work / "~").exists()
+
+
+def test_a_report_killed_mid_way_leaves_no_staging_folder_after_the_next_run(result_set,
+                                                                           tmp_path):
+    """Issue 24: `kill -9` while a report renders leaves its hidden .report-* folder (no
+    process can clean up after SIGKILL); the next successful report removes it, once it
+    is older than the grace period a starting report needs to lock its own folder."""
+    out = tmp_path / "report"
+    command = [sys.executable, "-m", "catsdogs", "report", str(result_set), "--out", str(out)]
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    while not (out.is_dir() and list(out.glob(".report-*"))):
+        assert proc.poll() is None, proc.stderr.read()
+        time.sleep(0.005)
+    proc.kill()
+    proc.wait(timeout=60)
+    (left,) = out.glob(".report-*")  # the debris a SIGKILL leaves
+    long_ago = time.time() - 3600
+    os.utime(left, (long_ago, long_ago))
+    assert report(str(result_set), "--out", str(out)).returncode == 0
+    assert not list(out.glob(".report-*")) and (out / "table.md").is_file()
+
+
+def test_a_report_being_built_is_never_taken_for_debris(tmp_path):
+    """A staging folder whose builder still holds its lock stays, however old."""
+    from catsdogs.fsutil import remove_abandoned, staging_folder
+
+    with staging_folder(tmp_path, ".report-") as live:
+        os.utime(live, (0, 0))
+        assert remove_abandoned(tmp_path, ".report-") == [] and live.is_dir()
+    assert not live.exists()  # its builder removed it on the way out

@@ -12,6 +12,9 @@ import errno
 import hashlib
 import json
 import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -29,8 +32,11 @@ from test_bad_inputs import (  # noqa: F401 - cli and no_tensorflow are fixtures
 from test_resultset_format import _set_cell
 
 from catsdogs.dataset.scan import scan_dataset
+from catsdogs.errors import ResultsError, UsageError
+from catsdogs.resultset.load import load_result_sets
 from catsdogs.resultset.schema import SCHEMA_VERSION
-from catsdogs.resultset.store import ResultSet, load_result_sets
+from catsdogs.resultset.store import ResultSet
+from catsdogs.training.machine import fingerprint, machine_facts
 
 
 @pytest.fixture
@@ -69,6 +75,20 @@ def _append_text(path: Path, header_extra: str, row_extra: str) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
+def _crlf(path: Path) -> None:
+    path.write_bytes(path.read_bytes().replace(b"\n", b"\r\n"))
+
+
+def _quote_header(path: Path) -> None:
+    header, rest = path.read_text().split("\n", 1)
+    path.write_text(",".join(f'"{name}"' for name in header.split(",")) + "\n" + rest)
+
+
+def _lock_folder(result_set: Path) -> None:
+    (result_set / ".lock").unlink(missing_ok=True)
+    (result_set / ".lock").mkdir()
+
+
 RESUME_CASES = {
     # name: (damage(set), extra argv, fragments)
     "newer schema": (lambda s: _json_edit(s / "environment.json",
@@ -83,16 +103,35 @@ RESUME_CASES = {
         lambda s: (s / "environment.json").write_text('{"schema_version": 2, "host"'), [],
         ["environment.json", "not readable JSON"]),
     "seed written as 0.0": (lambda s: _set_cell(s / "runs.csv", "seed", "1.0"), [],
-                            ["runs.csv: line 3", "seed = '1.0'", "expected an integer"]),
+                            ["runs.csv': line 3", "seed = '1.0'", "expected an integer"]),
     "last row cut short": (
         lambda s: (s / "runs.csv").write_bytes((s / "runs.csv").read_bytes()[:-25]), [],
-        ["runs.csv: line 3 is cut short"]),
+        ["runs.csv': line 3 is cut short"]),
+    # What the writer could not append to byte for byte is refused by the loader, before
+    # training (it used to pass, train, and fail at the write).
+    "CR LF line ends (saved by a spreadsheet)": (
+        lambda s: _crlf(s / "runs.csv"), [], ["runs.csv': line 1 ends in CR LF",
+                                              "expected plain LF line ends"]),
+    "a quoted header (saved by another CSV tool)": (
+        lambda s: _quote_header(s / "epochs.csv"), [],
+        ["epochs.csv': line 1 is not byte for byte the header"]),
+    "its lock file is a folder": (lambda s: _lock_folder(s), [],
+                                  ["cannot append to this result set", ".lock"]),
     "other options": (lambda s: None, ["--epochs", "2"],
                       ["it was run with epochs=1", "this session has 2"]),
     "other data": (lambda s: _json_edit(s / "environment.json",
                                         dataset_fingerprint="0" * 64), [],
                    ["its dataset_fingerprint is '000", "expected the same data"]),
+    "other machine": (lambda s: _json_edit(s / "environment.json", machine=_other_machine()),
+                      [], ["it was recorded on machine", "this session runs on",
+                           "usable CPUs (affinity) 4096 vs", "expected the same machine"]),
 }
+
+
+def _other_machine() -> dict:
+    """This machine's facts, but with 4096 usable CPUs: a machine this one is not."""
+    facts = dict(machine_facts(), cpus_usable=4096)
+    return dict(facts, fingerprint=fingerprint(facts))
 
 
 @pytest.mark.parametrize("case", list(RESUME_CASES))
@@ -107,12 +146,85 @@ def test_refused_resume_leaves_the_set_byte_identical_before_tensorflow(case, re
     assert checksums(resumable.parent) == before  # no row, no epoch row, no new set
 
 
-def test_an_intact_set_passes_the_same_checks(resumable, dataset, no_tf):
+@pytest.mark.parametrize("recorded", ["not recorded", "this machine"])
+def test_an_intact_set_passes_the_same_checks(resumable, dataset, no_tf, recorded):
     """The control: without damage, the session gets past every check and only stops
-    where TensorFlow is first needed."""
+    where TensorFlow is first needed; also when the set records this very machine, or
+    (written before machines were recorded) none."""
+    if recorded == "this machine":
+        _json_edit(resumable / "environment.json", machine=machine_facts())
     out = catsdogs(*run_args(dataset, resumable.parent.parent, "--resume", str(resumable)),
                    block_tf=no_tf)
     assert "TensorFlow was imported" in out.stderr
+
+
+def test_the_loader_refuses_exactly_what_the_writer_could_not_append_to(resumable):
+    """One rule: for each damage, read_set (every command) and append_run (the writer)
+    refuse with the same reason, so --resume learns it before training."""
+    for damage, reason in ((_crlf, "ends in CR LF"), (_quote_header, "not byte for byte")):
+        damage(resumable / "runs.csv")
+        for attempt in (lambda: load_result_sets([resumable]),
+                        lambda: ResultSet(resumable).append_run(fake_row("r9", 9),
+                                                                [fake_epoch("r9", 9)])):
+            with pytest.raises(ResultsError, match=reason):
+                attempt()
+        (resumable / "runs.csv").write_bytes((resumable / "runs.csv").read_bytes()
+                                             .replace(b"\r\n", b"\n").replace(b'"', b""))
+        assert len(load_result_sets([resumable])[0]) == 2  # undone: readable again
+
+
+def _read_only_mounts() -> bool:
+    if shutil.which("unshare") is None:
+        return False
+    return subprocess.run(["unshare", "-rm", "true"], capture_output=True,
+                          check=False).returncode == 0
+
+
+@pytest.mark.skipif(not _read_only_mounts(), reason="no user namespaces (unshare -rm) here")
+def test_resume_on_a_read_only_volume_is_refused_before_tensorflow(resumable, dataset, no_tf):
+    """It used to train, then end in a traceback on the set's .lock (the run lost)."""
+    before = checksums(resumable)
+    wrap = ["unshare", "-rm", "sh", "-c", f'mount --bind "{resumable}" "{resumable}" && '
+            f'mount -o remount,bind,ro "{resumable}" && exec "$@"', "sh"]
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("CATSDOGS_")}
+    environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(no_tf),
+                                                          environ.get("PYTHONPATH")]))
+    done = subprocess.run([*wrap, sys.executable, "-m", "catsdogs",
+                           *run_args(dataset, resumable.parent.parent, "--seeds", "0,1,2",
+                                     "--resume", str(resumable))],
+                          capture_output=True, text=True, env=environ, timeout=120, check=False)
+    error_line(done, "--resume", "cannot append to this result set", "Read-only file system")
+    assert checksums(resumable) == before
+
+
+@pytest.mark.slow
+def test_resume_under_another_tensorflow_release_is_refused_before_training(
+        resumable, dataset, request):
+    """A set recorded under TF 2.0.0 does not take this release's rows: `report` would
+    average two releases as one. Refused once TensorFlow is loaded, before any model."""
+    run = request.getfixturevalue("cli")
+    environment = json.loads((resumable / "environment.json").read_text())
+    (resumable / "environment.json").write_text(json.dumps(dict(environment,
+                                                                tf_version="2.0.0")))
+    before = checksums(resumable)
+    out = run(*run_args(dataset, resumable.parent.parent, "--seeds", "0,1,2", "--resume",
+                        str(resumable)))
+    line = error_line(out, "--resume", "it was recorded with tf_version '2.0.0'",
+                      "record this release in a new result set", tf_logs=True)
+    assert "epoch" not in out.stderr.replace(line, "")  # nothing trained
+    assert checksums(resumable) == before
+
+
+def test_the_machine_identity_hook_names_the_software_compared():
+    """The keys --resume must share with its set; machine identity joins this tuple."""
+    from catsdogs.training.runner import RESUME_MUST_MATCH, check_resume_software
+
+    assert set(RESUME_MUST_MATCH) >= {"tf_version", "keras_version", "python_version"}
+    recorded = {"tf_version": "2.21.0", "keras_version": "3.15.1", "python_version": "3.11.7"}
+    check_resume_software("S", recorded, dict(recorded))
+    for key in RESUME_MUST_MATCH:
+        with pytest.raises(UsageError, match=f"recorded with {key}"):
+            check_resume_software("S", recorded, dict(recorded, **{key: "other"}))
 
 
 # ---------------------------------------------------------------- other refusals
@@ -147,7 +259,7 @@ def test_tilde_is_expanded_in_flags_and_variables(dataset, tmp_path, no_tf):
     out = catsdogs("run", "--results-dir=~/data/cats_and_dogs_filtered/res", "--epochs", "1",
                    env={"HOME": str(home), "CATSDOGS_DATA_DIR": "~/data/cats_and_dogs_filtered"},
                    block_tf=no_tf)
-    error_line(out, f"--results-dir {dataset}/res: is inside the dataset folder {dataset}")
+    error_line(out, f"--results-dir '{dataset}/res': is inside the dataset folder '{dataset}'")
     assert not any(p.name == "~" for p in Path.cwd().iterdir())
     assert not (dataset / "res").exists()
 
@@ -173,8 +285,12 @@ def test_disk_failing_while_a_run_is_recorded_is_one_line_and_keeps_the_set(
         resumable, dataset, monkeypatch, request):
     """A real one-epoch run resumed into a set; the rename that records it fails with
     EIO. One line saying what failed and how to resume; the set as it was; no temp file."""
+    from catsdogs.training.provenance import software
+
     run = request.getfixturevalue("cli")
-    before = checksums(resumable)
+    environment = json.loads((resumable / "environment.json").read_text())
+    (resumable / "environment.json").write_text(json.dumps(environment | software()))
+    before = checksums(resumable)  # recorded under this release: --resume may add to it
     real_replace = os.replace
 
     def failing_replace(src, dst, *args, **kwargs):
@@ -189,8 +305,8 @@ def test_disk_failing_while_a_run_is_recorded_is_one_line_and_keeps_the_set(
     assert out.returncode == 1, out.stderr[-3000:]
     lines = [line for line in out.stderr.splitlines() if line.startswith("catsdogs: error:")]
     assert len(lines) == 1 and "Traceback" not in out.stderr
-    assert f"could not write {resumable}/" in lines[0] and "Input/output error (EIO)" in lines[0]
-    assert f"--resume {resumable}" in lines[0]
+    assert f"could not write '{resumable}/" in lines[0] and "Input/output error (EIO)" in lines[0]
+    assert f"--resume {str(resumable)!r}" in lines[0]
     assert checksums(resumable) == before
     runs, _, _ = load_result_sets([resumable])
     assert sorted(runs["seed"]) == [0, 1]

@@ -22,7 +22,7 @@ MAX_DEPTH = 10
 #: Modules allowed over MAX_LINES for now, with the reason (the lead removes entries).
 OVER_LENGTH: dict[str, str] = {}  # module -> why it may exceed the limit for now
 #: The stage folders, in the order data flows; everything else is the flat core.
-STAGES = ("dataset", "training", "resultset", "report", "verdicts")
+STAGES = ("dataset", "training", "resultset", "report", "verdicts", "attribution")
 #: Verdict modules that decide; they may not import a renderer (report.*, verdicts.output).
 DECISIONS = ("verdicts.side", "verdicts.identity", "verdicts.compare", "verdicts.trend")
 RENDERERS = ("report.", "verdicts.output")

@@ -108,7 +108,7 @@ def test_class_signal_survives_flips_and_rotations(tmp_path):
 def test_refuses_to_write_into_a_folder_that_is_not_synthetic(tmp_path):
     """Never sprinkle generated images into a real dataset."""
     (tmp_path / "real" / "train").mkdir(parents=True)
-    with pytest.raises(DataError, match=r"real: not empty and has no SYNTHETIC marker"):
+    with pytest.raises(DataError, match=r"real': not empty and has no SYNTHETIC marker"):
         make_synthetic(tmp_path / "real", **SMALL)
 
 

@@ -3,8 +3,9 @@ are named, never hashed by blocking on them and never a traceback.
 
 Everything here uses the real thing: real symbolic links (dangling, as git-annex and DVC
 checkouts leave them, and looping), a real FIFO, a file name that is not UTF-8, a file
-the user cannot read (as an unprivileged user when the tests run as root), and the real
-dataset, linked file by file into a tree to which images are added.
+the user cannot read (as root: root without the capabilities that bypass permission
+bits, so it works from any clone), and the real dataset, linked file by file into a tree
+to which images are added.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -160,30 +160,46 @@ def test_every_unreadable_file_is_named_at_once(dataset, no_tf):
     error_line(out, "5 unreadable image file(s)", *fragments)  # the loop is two links
 
 
-def test_a_file_the_user_cannot_read_is_named(real_data_dir):
-    """chmod 000 stops everyone but root; as root, the check runs as user nobody."""
-    base = Path(tempfile.mkdtemp(prefix="catsdogs-unreadable-"))
-    try:
-        os.chmod(base, 0o755)
-        data = make_dataset(real_data_dir, base / "cats_and_dogs_filtered", 3)
-        for folder in [base, *data.rglob("*")]:
-            os.chmod(folder, 0o755 if folder.is_dir() else 0o644)
-        secret = data / "train" / "cats" / "cat.1.jpg"
-        os.chmod(secret, 0)
-        command = [sys.executable, "-m", "catsdogs", "data", "--data-dir", str(data)]
-        if os.geteuid() == 0:
-            if not shutil.which("setpriv"):
-                pytest.skip("running as root without setpriv: cannot drop privileges")
-            command = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
-                       *command]
-        environ = {k: v for k, v in os.environ.items() if not k.startswith("CATSDOGS_")}
-        environ.update(HOME=str(base), PYTHONPATH=str(ROOT), PYTHONDONTWRITEBYTECODE="1")
-        out = subprocess.run(command, capture_output=True, text=True, env=environ,
-                             timeout=120, check=False)
-        error_line(out, "1 unreadable image file(s)",
-                   "train/cats/cat.1.jpg (Permission denied)")
-    finally:
-        shutil.rmtree(base, ignore_errors=True)
+#: Root ignores permission bits through these two capabilities; without them it is bound
+#: by them like any user, while still owning (and so reading) its own checkout.
+_DAC_CAPABILITIES = "-dac_override,-dac_read_search"
+
+
+def _bound_by_permissions(command: list[str], probe: Path) -> list[str]:
+    """`command` as a process that permission bits bind. As a user: as it is. As root:
+    still root, so it reads this checkout wherever it was cloned (a mode-700 folder, as
+    `mktemp -d` or root's home make it), but with the two capabilities that let root
+    ignore permission bits dropped from its bounding set (setpriv). Running it as user
+    nobody instead failed from such a clone: nobody cannot import the checkout. `probe`
+    (a file nobody may read) proves the drop took effect; otherwise the test skips."""
+    if os.geteuid() != 0:
+        return command
+    if not shutil.which("setpriv"):
+        pytest.skip("running as root without setpriv: cannot drop the DAC capabilities")
+    wrap = ["setpriv", f"--bounding-set={_DAC_CAPABILITIES}"]
+    check = subprocess.run([*wrap, sys.executable, "-c", f"open({str(probe)!r})"],
+                           capture_output=True, text=True, timeout=60, check=False)
+    if "PermissionError" not in check.stderr:
+        pytest.skip(f"cannot drop root's DAC capabilities here: {check.stderr[-300:]}")
+    return [*wrap, *command]
+
+
+def test_a_file_the_user_cannot_read_is_named(real_data_dir, tmp_path):
+    """chmod 000 stops everyone but root; as root, the check runs without the capabilities
+    that let root read anything, and it must import this checkout's catsdogs."""
+    data = make_dataset(real_data_dir, tmp_path / "cats_and_dogs_filtered", 3)
+    secret = data / "train" / "cats" / "cat.1.jpg"
+    os.chmod(secret, 0)
+    entry = ("import sys, catsdogs; print(catsdogs.__file__); "
+             "from catsdogs.cli import main; sys.exit(main(sys.argv[1:]))")
+    command = _bound_by_permissions([sys.executable, "-c", entry, "data", "--data-dir",
+                                     str(data)], probe=secret)
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("CATSDOGS_")}
+    environ.update(PYTHONPATH=str(ROOT), PYTHONDONTWRITEBYTECODE="1")
+    out = subprocess.run(command, capture_output=True, text=True, env=environ,
+                         timeout=120, check=False)
+    assert out.stdout.startswith(str(ROOT / "catsdogs")), out.stdout  # this checkout's copy
+    error_line(out, "1 unreadable image file(s)", "train/cats/cat.1.jpg (Permission denied)")
 
 
 # ---------------------------------------------------------------- skipped and recorded

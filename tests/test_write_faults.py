@@ -21,7 +21,8 @@ from pathlib import Path
 import pytest
 
 from catsdogs.errors import StorageError, UsageError
-from catsdogs.resultset.store import ResultSet, read_set
+from catsdogs.resultset.load import read_set
+from catsdogs.resultset.store import ResultSet
 
 ENV = {"host": "testhost", "tf_version": "2.99", "device_label": "cpu"}
 
@@ -132,9 +133,9 @@ def test_fault_while_appending_a_run_leaves_the_set_as_it_was(fail_at, code, tmp
         with pytest.raises(StorageError) as caught:
             result_set.append_run(run_row("b", 1), epoch_rows("b", 1))
     message = str(caught.value)
-    assert "\n" not in message and f"could not write {result_set.path}" in message
+    assert "\n" not in message and f"could not write {str(result_set.path)!r}"[:-1] in message
     assert os.strerror(code) in message and errno.errorcode[code] in message
-    assert f"add this run again with --resume {result_set.path}" in message
+    assert f"add this run again with --resume {str(result_set.path)!r}" in message
     assert len(faults.calls) >= fail_at  # the failed call, then any roll-back
     assert _files(result_set.path) == before  # CSVs intact, no temporary file left
     result_set.append_run(run_row("b", 1), epoch_rows("b", 1))  # once the disk is fine

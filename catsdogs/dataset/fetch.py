@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Mapping, Sequence
 
 from catsdogs.constants import SPLITS
-from catsdogs.errors import DataError
+from catsdogs.errors import DataError, quoted
 from catsdogs.fsutil import file_lock, keras_cache_dir
 from catsdogs.options import OPTIONS_BY_NAME
 
@@ -84,8 +84,8 @@ def _given_dir(path: Path, source: str) -> Path:
     (e.g. Keras' `cats_and_dogs_extracted`), step into `cats_and_dogs_filtered`."""
     path = path.expanduser()
     if not path.exists():
-        raise DataError(f"{source} {path}: no such folder; expected a {DATASET_NAME} folder "
-                        f"with train/ and validation/")
+        raise DataError(f"{source} {quoted(path)}: no such folder; expected a {DATASET_NAME} "
+                        "folder with train/ and validation/")
     inner = path / DATASET_NAME
     if path.is_dir() and not (path / SPLITS[0]).exists() and (inner / SPLITS[0]).is_dir():
         return inner
@@ -112,7 +112,7 @@ def locate_dataset(data_dir: str | os.PathLike | None = None, *, download: bool 
     for candidate in candidates:
         if candidate.is_dir():
             return candidate
-    looked = f"no {DATASET_NAME} dataset: not in {' or '.join(map(str, candidates))}"
+    looked = f"no {DATASET_NAME} dataset: not in {' or '.join(map(quoted, candidates))}"
     if not download:
         raise DataError(f"{looked}; downloading is off; {_HINT}")
     try:
@@ -212,7 +212,7 @@ def download_archive(urls: Iterable[str], dest: Path, *, expected_size: int,
             finally:
                 part.unlink(missing_ok=True)  # after os.replace there is nothing left
     tried = "; ".join(failures) if failures else "no URLs given"
-    raise DataError(f"could not download {dest.name} to {dest}: {tried}")
+    raise DataError(f"could not download {dest.name} to {quoted(dest)}: {tried}")
 
 
 # ---------------------------------------------------------------- safe extraction
@@ -220,11 +220,11 @@ def download_archive(urls: Iterable[str], dest: Path, *, expected_size: int,
 
 def _open_zip(zip_path: Path) -> zipfile.ZipFile:
     if not zip_path.is_file():
-        raise DataError(f"archive {zip_path}: no such file; expected a zip archive")
+        raise DataError(f"archive {quoted(zip_path)}: no such file; expected a zip archive")
     try:
         return zipfile.ZipFile(zip_path)
     except (zipfile.BadZipFile, OSError) as exc:
-        raise DataError(f"archive {zip_path}: not a zip file ({exc}); expected a zip "
+        raise DataError(f"archive {quoted(zip_path)}: not a zip file ({exc}); expected a zip "
                         f"archive such as the official {ARCHIVE_NAME}") from None
 
 
@@ -234,8 +234,8 @@ def _check_member(zip_path: Path, zf: zipfile.ZipFile, info: zipfile.ZipInfo,
     name = info.filename
 
     def refuse(what: str) -> DataError:
-        return DataError(f"archive {zip_path}: member {name!r} {what}; expected plain "
-                         f"files with relative paths inside {target}")
+        return DataError(f"archive {quoted(zip_path)}: member {name!r} {what}; expected plain "
+                         f"files with relative paths inside {quoted(target)}")
 
     if stat.S_ISLNK(info.external_attr >> 16):
         link = zf.read(info).decode("utf-8", "replace")
@@ -265,12 +265,14 @@ def _move_into_place(zip_path: Path, tmp: Path, target: Path) -> None:
         os.rename(tmp, target)
         return
     if not target.is_dir():
-        raise DataError(f"extracting {zip_path}: {target} is a file; expected a folder")
+        raise DataError(f"extracting {quoted(zip_path)}: {quoted(target)} is a file; expected a "
+                        "folder")
     entries = sorted(tmp.iterdir())
     for entry in entries:
         if (target / entry.name).exists():
-            raise DataError(f"extracting {zip_path}: {target / entry.name} already exists; "
-                            f"expected to add new entries only (delete it to re-extract)")
+            raise DataError(f"extracting {quoted(zip_path)}: {quoted(target / entry.name)} "
+                            "already exists; expected to add new entries only (delete it to "
+                            "re-extract)")
     for entry in entries:
         os.rename(entry, target / entry.name)
 
@@ -292,8 +294,8 @@ def safe_extract(zip_path: Path, target: Path) -> None:
             _check_member(zip_path, zf, info, target)
         declared = sum(info.file_size for info in members)
         if declared > MAX_EXTRACTED_BYTES:
-            raise DataError(f"archive {zip_path}: declares {declared:,} bytes uncompressed; "
-                            f"expected at most {MAX_EXTRACTED_BYTES:,}")
+            raise DataError(f"archive {quoted(zip_path)}: declares {declared:,} bytes "
+                            f"uncompressed; expected at most {MAX_EXTRACTED_BYTES:,}")
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent))
         try:
@@ -301,8 +303,9 @@ def safe_extract(zip_path: Path, target: Path) -> None:
                 try:
                     zf.extract(info, tmp)
                 except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as exc:
-                    raise DataError(f"archive {zip_path}: member {info.filename!r} could not "
-                                    f"be extracted ({exc}); expected an intact archive") from None
+                    raise DataError(f"archive {quoted(zip_path)}: member {info.filename!r} "
+                                    f"could not be extracted ({exc}); expected an intact "
+                                    "archive") from None
             _move_into_place(zip_path, tmp, target)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -326,7 +329,7 @@ def fetch_dataset(cache_dir: Path | None = None, *, urls: Sequence[str] = ARCHIV
             with _open_zip(archive) as zf:
                 names = zf.namelist()
             if not any(n.startswith(f"{DATASET_NAME}/") for n in names):
-                raise DataError(f"archive {archive}: has no {DATASET_NAME}/ folder at its "
+                raise DataError(f"archive {quoted(archive)}: has no {DATASET_NAME}/ folder at its "
                                 f"top; expected the official {ARCHIVE_NAME}")
             safe_extract(archive, extracted)
         except DataError as exc:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import os
 import re
 from pathlib import Path
 from typing import Any, Callable
@@ -34,13 +35,14 @@ import numpy as np
 from catsdogs.backend import uses_tensorflow
 from catsdogs.constants import BATCH_SIZE, CLASSES, IMAGE_SIZE, SPLIT_NAMES
 from catsdogs.dataset import decode_without_tf, scan
-from catsdogs.errors import DataError, UsageError
+from catsdogs.errors import DataError, UsageError, quoted
 
 TEST_FRACTION = 192 / 1000  # the post's 6 test batches of 32, out of 1000 validation images
 LABELS = {cls: label for label, cls in enumerate(CLASSES)}  # as Keras assigns them
 
 # (absolute path, height, width) -> uint8 HxWx3 array; one decode per image per process.
 _DECODED: dict[tuple[str, int, int], np.ndarray] = {}
+DECODE_BATCH = 64  # files per batch of the one-time decode (and per progress report)
 
 
 @dataclasses.dataclass
@@ -149,6 +151,43 @@ def _op_error_reason(exc) -> str:
     return " ".join(text.split()) or type(exc).__name__
 
 
+def _cache_key_paths(root: Path, relpaths: list[str]) -> list[str]:
+    """Absolute paths of `relpaths` under `root`, the keys of the decode cache: the root
+    is resolved once (a relative or symlinked --data-dir names the same files), not
+    every file (resolving 3000 paths cost as much as a tenth of the decoding)."""
+    base = str(Path(root).resolve())
+    return [os.path.join(base, rel) for rel in relpaths]
+
+
+def _decode_parallel(paths: list[str], image_size: tuple[int, int],
+                     progress: Callable[[int, int], None] | None) -> np.ndarray:
+    """uint8 (N, H, W, 3) of `paths`, in their order, decoded in parallel by tf.data.
+
+    Each file carries its index, so the map may finish files out of order (one large
+    JPEG no longer holds back those behind it) and each batch is written straight into
+    its rows of one array: no list of batches, no concatenation, no second copy. Threads:
+    one per usable CPU, from the start (AUTOTUNE ramps up over a pass as short as this).
+    The bytes are those of the serial path (a test compares them)."""
+    import tensorflow as tf
+
+    from catsdogs.training.machine import usable_cpus
+
+    height, width = image_size
+    decode = _decode_fn(image_size)
+    out = np.empty((len(paths), height, width, 3), np.uint8)
+    dataset = (tf.data.Dataset.from_tensor_slices((np.arange(len(paths)), paths))
+               .map(lambda index, path: (index, decode(path)),
+                    num_parallel_calls=max(2, len(usable_cpus())), deterministic=False)
+               .batch(DECODE_BATCH).prefetch(1))
+    done = 0
+    for indices, images in dataset:
+        out[indices.numpy()] = np.asarray(images)
+        done += int(indices.shape[0])
+        if progress:
+            progress(done, len(paths))
+    return out
+
+
 def decode_files(root: Path, relpaths: list[str], image_size: tuple[int, int] = IMAGE_SIZE,
                  *, skip_bad: bool = False, progress: Callable[[int, int], None] | None = None
                  ) -> tuple[np.ndarray, list[str]]:
@@ -156,30 +195,24 @@ def decode_files(root: Path, relpaths: list[str], image_size: tuple[int, int] = 
     process cache, in parallel. Returns (images, unreadable files); unreadable files are
     an error unless `skip_bad`, in which case they are left out of the array.
     `progress(done, total)` hears of every batch decoded: the first pass over 3000 JPEGs
-    takes a while on a small CPU, and a silent wait looks like a hang. Without
-    TensorFlow as the backend, catsdogs.dataset.decode_without_tf decodes."""
+    takes a while on a small CPU, and a silent wait looks like a hang. The array returned
+    may be the cache's own, so it is read-only. Without TensorFlow as the backend,
+    catsdogs.dataset.decode_without_tf decodes."""
     if not uses_tensorflow():
         return decode_without_tf.decode_files(root, relpaths, image_size, skip_bad=skip_bad,
-                                          progress=progress)
+                                              progress=progress)
     import tensorflow as tf
 
     height, width = image_size
-    keys = [(str((root / rel).resolve()), height, width) for rel in relpaths]
-    missing = sorted({key[0] for key in keys if key not in _DECODED})
+    paths = _cache_key_paths(root, relpaths)
+    missing = list(dict.fromkeys(path for path in paths if (path, height, width) not in _DECODED))
     bad: dict[str, str] = {}
+    fresh = None
     if missing:
         try:
-            dataset = (tf.data.Dataset.from_tensor_slices(missing)
-                       .map(_decode_fn(image_size), num_parallel_calls=tf.data.AUTOTUNE,
-                            deterministic=True).batch(64))
-            batches, done = [], 0
-            for batch in dataset:
-                batches.append(batch.numpy())
-                done += len(batches[-1])
-                if progress:
-                    progress(done, len(missing))
-            arrays = np.concatenate(batches)
-            for path, array in zip(missing, arrays):
+            fresh = _decode_parallel(missing, image_size, progress)
+            fresh.flags.writeable = False
+            for path, array in zip(missing, fresh):
                 _DECODED[(path, height, width)] = array
         except tf.errors.OpError:
             for path in missing:  # slow path: find every culprit, keep every good image
@@ -187,12 +220,15 @@ def decode_files(root: Path, relpaths: list[str], image_size: tuple[int, int] = 
                 if array is None:
                     bad[path] = reason
                 else:
+                    array.flags.writeable = False
                     _DECODED[(path, height, width)] = array
-    bad_rel = [rel for rel, key in zip(relpaths, keys) if key[0] in bad]
+    bad_rel = [rel for rel, path in zip(relpaths, paths) if path in bad]
     if bad_rel and not skip_bad:
-        decode_without_tf.refuse_undecodable(root, [(rel, bad[str((root / rel).resolve())])
-                                                for rel in bad_rel])
-    good = [_DECODED[key] for key in keys if key[0] not in bad]
+        decode_without_tf.refuse_undecodable(root, [(rel, bad[path]) for rel, path
+                                                    in zip(relpaths, paths) if path in bad])
+    if fresh is not None and missing == paths:
+        return fresh, bad_rel  # every file new and once, in order: the array is the answer
+    good = [_DECODED[(path, height, width)] for path in paths if path not in bad]
     images = np.stack(good) if good else np.zeros((0, height, width, 3), np.uint8)
     return images, bad_rel
 
@@ -210,7 +246,7 @@ def check_images(root: Path, info, seeds, limit: int | None = None, *,
     for splits in chosen if bad else ():
         for split, pairs in splits.items():
             if not set(path for path, _ in pairs) - set(bad):
-                raise DataError(f"{root}: no readable images left in the {split} split; "
+                raise DataError(f"{quoted(root)}: no readable images left in the {split} split; "
                                 "expected at least one per split")
     return bad
 
@@ -330,7 +366,7 @@ def load_splits(data_dir, *, seed: int = 0, limit: int | None = None,
             paths = [paths[i] for i in keep]
             split_labels = [split_labels[i] for i in keep]
         if not paths:
-            raise DataError(f"{root}: no readable images left in the {split} split; "
+            raise DataError(f"{quoted(root)}: no readable images left in the {split} split; "
                             "expected at least one per split")
         shuffle_seed = seed if split == "train" else None
         if cache:

@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Iterable
 
 from catsdogs.constants import CLASSES, SPLITS
-from catsdogs.errors import DataError
-from catsdogs.fsutil import file_sha256
+from catsdogs.errors import DataError, quoted
+from catsdogs.fsutil import file_sha256, mode_kind
 
 #: sha256 of the sorted `sha256sum` manifest of the 3000 official JPEGs (see
 #: `compute_fingerprint`); a run on other data carries its own fingerprint instead.
@@ -76,10 +76,6 @@ def shown(rel: str) -> str:
     return rel.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
-_KINDS = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a device"),
-          (stat.S_ISBLK, "a device"), (stat.S_ISDIR, "a folder"))
-
-
 def _why_unreadable(path: Path, rel: str) -> str | None:
     """Why training could not read this image file, or None if it can. Never opens
     anything but a regular file, so a FIFO cannot make the scan hang."""
@@ -95,10 +91,10 @@ def _why_unreadable(path: Path, rel: str) -> str | None:
         if exc.errno == errno.ENOENT and os.path.islink(path):
             return f"dangling symbolic link to {shown(os.readlink(path))}"
         return exc.strerror or str(exc)
-    for test, kind in _KINDS:
-        if test(mode):
-            return f"{kind}, not a regular file"
-    return None if stat.S_ISREG(mode) else "not a regular file"
+    if stat.S_ISREG(mode):
+        return None
+    kind = mode_kind(mode)
+    return f"{kind}, not a regular file" if kind else "not a regular file"
 
 
 def _scan_class(root: Path, class_dir: Path) -> tuple[list[str], list[str], list[str]]:
@@ -131,13 +127,13 @@ def _check_split(root: Path, split: str, expected: str) -> Path:
     become a third Keras label)."""
     split_dir = root / split
     if not split_dir.is_dir():
-        raise DataError(f"dataset folder {root}: no {split}/ folder; {expected}")
+        raise DataError(f"dataset folder {quoted(root)}: no {split}/ folder; {expected}")
     found = sorted(e.name for e in os.scandir(split_dir)
                    if e.is_dir() and not e.name.startswith("."))
     extra = [name for name in found if name not in CLASSES]
     if extra:
-        raise DataError(f"dataset folder {split_dir}: unexpected class folder {shown(extra[0])}/ "
-                        f"(Keras would make it another label); expected only "
+        raise DataError(f"dataset folder {quoted(split_dir)}: unexpected class folder "
+                        f"{shown(extra[0])}/ (Keras would make it another label); expected only "
                         f"{CLASSES[0]}/ and {CLASSES[1]}/")
     return split_dir
 
@@ -156,9 +152,9 @@ def scan_dataset(root: str | os.PathLike, *, skip_bad: bool = False) -> DatasetI
     root = Path(root)
     expected = f"expected {SPLITS[0]}/ and {SPLITS[1]}/, each with {CLASSES[0]}/ and {CLASSES[1]}/"
     if not root.exists():
-        raise DataError(f"dataset folder {root}: does not exist; {expected}")
+        raise DataError(f"dataset folder {quoted(root)}: does not exist; {expected}")
     if not root.is_dir():
-        raise DataError(f"dataset folder {root}: is a file, not a folder; {expected}")
+        raise DataError(f"dataset folder {quoted(root)}: is a file, not a folder; {expected}")
     files: dict[str, dict[str, list[str]]] = {}
     non_image: list[str] = []
     bad: list[str] = []
@@ -168,11 +164,11 @@ def scan_dataset(root: str | os.PathLike, *, skip_bad: bool = False) -> DatasetI
         for cls in CLASSES:
             class_dir = split_dir / cls
             if not class_dir.is_dir():
-                raise DataError(f"dataset folder {split_dir}: no {cls}/ folder; expected "
+                raise DataError(f"dataset folder {quoted(split_dir)}: no {cls}/ folder; expected "
                                 f"{CLASSES[0]}/ and {CLASSES[1]}/")
             images, others, unreadable = _scan_class(root, class_dir)
             if not images and not unreadable:
-                raise DataError(f"dataset folder {class_dir}: no images; expected "
+                raise DataError(f"dataset folder {quoted(class_dir)}: no images; expected "
                                 f"{'/'.join(IMAGE_EXTENSIONS)} files")
             files[split][cls] = images
             non_image.extend(others)
@@ -183,7 +179,7 @@ def scan_dataset(root: str | os.PathLike, *, skip_bad: bool = False) -> DatasetI
         for cls in classes:
             classes[cls] = [p for p in classes[cls] if p in hashes]
             if not classes[cls]:
-                raise DataError(f"dataset folder {root / split / cls}: no readable images "
+                raise DataError(f"dataset folder {quoted(root / split / cls)}: no readable images "
                                 f"left; expected at least one")
     fingerprint = _fingerprint(hashes)
     known = fingerprint == KNOWN_FINGERPRINT
@@ -196,9 +192,9 @@ def _refuse_bad(root: Path, bad: list[str], skip_bad: bool) -> None:
     """One line naming every unreadable image (the first ten, and how many more)."""
     if bad and not skip_bad:
         listing = "; ".join(bad[:10]) + (f"; and {len(bad) - 10} more" if len(bad) > 10 else "")
-        raise DataError(f"{len(bad)} unreadable image file(s) in {root}: {listing}; expected "
-                        "regular, readable files with UTF-8 names: fix or remove them, or "
-                        "pass --skip-bad-images")
+        raise DataError(f"{len(bad)} unreadable image file(s) in {quoted(root)}: {listing}; "
+                        "expected regular, readable files with UTF-8 names: fix or remove them, "
+                        "or pass --skip-bad-images")
 
 
 def _hash_all(root: Path, relative_paths: list[str], bad: list[str]) -> dict[str, str]:
@@ -262,7 +258,7 @@ def official_hashes() -> dict[str, str]:
     """Path -> sha256 of the 3000 official files, from the shipped manifest."""
     text = OFFICIAL_MANIFEST.read_text(encoding="utf-8")
     if hashlib.sha256(text.encode("utf-8")).hexdigest() != KNOWN_FINGERPRINT:
-        raise DataError(f"{OFFICIAL_MANIFEST}: does not hash to the official fingerprint "
+        raise DataError(f"{quoted(OFFICIAL_MANIFEST)}: does not hash to the official fingerprint "
                         f"{KNOWN_FINGERPRINT}; expected the manifest shipped with catsdogs "
                         "(reinstall it)")
     return {rel: digest for digest, rel in (line.split("  ", 1) for line in text.splitlines())}

@@ -28,7 +28,7 @@ from PIL import Image
 
 from catsdogs.constants import CLASSES, IMAGE_SIZE, SPLITS
 from catsdogs.dataset.scan import MARKER, is_synthetic
-from catsdogs.errors import DataError
+from catsdogs.errors import DataError, quoted
 
 #: Bump when the images change, so cached sets made by older code are not reused.
 GENERATOR_VERSION = 1
@@ -110,7 +110,7 @@ def make_synthetic(root: Path, *, train_per_class: int = 60, validation_per_clas
     params = _params(train_per_class, validation_per_class, size, seed)
     root = Path(root)
     if root.exists() and any(root.iterdir()) and not is_synthetic(root):
-        raise DataError(f"synthetic dataset folder {root}: not empty and has no {MARKER} "
+        raise DataError(f"synthetic dataset folder {quoted(root)}: not empty and has no {MARKER} "
                         f"marker; expected a new or empty folder")
     height, width = params["size"]
     per_split = {"train": train_per_class, "validation": validation_per_class}
@@ -187,7 +187,7 @@ def ensure_synthetic(base: Path | None = None, **kwargs) -> Path:
                 except FileNotFoundError:
                     pass
                 shutil.rmtree(stale, ignore_errors=True)
-        raise DataError(f"synthetic dataset folder {final}: could not be put in place; "
+        raise DataError(f"synthetic dataset folder {quoted(final)}: could not be put in place; "
                         f"expected a writable folder")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

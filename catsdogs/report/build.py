@@ -15,15 +15,15 @@ Keras' random layers (catsdogs.report.samples, drawn only when a dataset folder 
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from catsdogs.errors import UsageError
+from catsdogs.errors import UsageError, os_reason, quoted
+from catsdogs.fsutil import check_path_length, remove_abandoned, staging_folder
+from catsdogs.markup import markdown_text, markdown_url, plain_text
 from catsdogs.report import figures as figs
 from catsdogs.report.html import render_html
 from catsdogs.report.summary import left_out, summary_table
@@ -36,12 +36,14 @@ from catsdogs.report.tables import (
 )
 from catsdogs.resultset.comparable import check_comparable
 from catsdogs.resultset.describe import provenance_items, scope_line, warnings
-from catsdogs.resultset.schema import ENVIRONMENT_JSON, RUNS_CSV
-from catsdogs.resultset.store import load_result_sets
+from catsdogs.resultset.load import load_result_sets
+from catsdogs.resultset.outputs import check_output_path
 
 # ---------------------------------------------------------------- where reports go
 
 README_START, README_END = "<!-- REPORT:START -->", "<!-- REPORT:END -->"
+#: The hidden folder a report is rendered in before its files move into place.
+STAGING_PREFIX = ".report-"
 
 
 def default_out(result_sets: Sequence[Path]) -> Path:
@@ -53,41 +55,49 @@ def default_out(result_sets: Sequence[Path]) -> Path:
     return results_dir / "report" / name
 
 
-def output_dir(out: Path | None, result_sets: Sequence[Path]) -> Path:
-    """Where `trend` writes: `out`, else `report/trend_<sets>/` beside `runs/`, created.
-    Like the report, never a result set: a set folder is append-only."""
+def trend_dir(out: Path | None, result_sets: Sequence[Path]) -> Path:
+    """Where `trend` writes: `out`, else `report/trend_<sets>/` beside `runs/`."""
     default = default_out(result_sets)
-    folder = Path(out) if out is not None else default.parent / f"trend_{default.name}"
-    _refuse_result_set(folder)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UsageError(f"--out: cannot create {str(folder)!r} ({exc.strerror or exc}); "
-                         "expected a writable folder") from None
-    return folder
-
-
-def _refuse_result_set(folder: Path) -> None:
-    """Reports and trends never write into a result set (they are append-only)."""
-    if (folder / RUNS_CSV).exists() or (folder / ENVIRONMENT_JSON).exists():
-        raise UsageError(f"--out {str(folder)!r} is a result set; expected a folder of its "
-                         "own (result sets are append-only; leave --out out for report/<set>/)")
+    return Path(out) if out is not None else default.parent / f"trend_{default.name}"
 
 
 def report_dir(out: Path | None, result_sets: Sequence[Path]) -> Path:
-    """The report folder (`out`, else `default_out`), created; a result set is refused,
-    because reports must never change what a benchmark recorded."""
-    return output_dir(Path(out) if out is not None else default_out(result_sets), result_sets)
+    """The report folder: `out`, else `default_out`."""
+    return Path(out) if out is not None else default_out(result_sets)
 
 
-def _staging(folder: Path) -> Path:
-    """A hidden folder inside `folder` to render into: a report that fails halfway
-    (read-only, disk full) leaves the previous report as it was."""
+#: How a refusal names the folder when --out was not given.
+DEFAULT_OUT = "report folder (the default; pass --out DIR for another)"
+
+
+def check_out(folder: Path, given: bool) -> Path:
+    """Before anything is computed: a folder outside every result set and outside
+    `runs/`, that can be created and written (check_output_path); a refusal names
+    --out, or says the folder is the default one."""
+    return check_output_path("--out" if given else DEFAULT_OUT, folder, folder=True)
+
+
+def made_dir(folder: Path, given: bool = True) -> Path:
+    """`folder`, created (after `check_out` and every other check passed)."""
     try:
-        return Path(tempfile.mkdtemp(prefix=".report-", dir=folder))
+        folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise UsageError(f"--out: cannot write into {str(folder)!r} ({exc.strerror or exc}); "
-                         "expected a writable folder") from None
+        raise UsageError(f"{'--out' if given else DEFAULT_OUT}: cannot create "
+                         f"{quoted(folder)} ({os_reason(exc)}); expected a writable "
+                         "folder") from None
+    return folder
+
+
+def check_report_outputs(out: Path | None, result_sets: Sequence[Path],
+                         readme: Path | None = None) -> Path:
+    """Every output of `report` checked before anything is read or computed: the report
+    folder, and the README whose block is replaced. Returns the report folder."""
+    for path in result_sets:  # a set path too long is named as itself, not as the folder
+        check_path_length("result set", path)
+    folder = check_out(report_dir(out, result_sets), out is not None)
+    if readme is not None:
+        check_output_path("--readme", readme)
+    return folder
 
 
 def _readme_block(readme: Path) -> str:
@@ -95,11 +105,11 @@ def _readme_block(readme: Path) -> str:
     try:
         text = Path(readme).read_text()
     except OSError as exc:
-        raise UsageError(f"--readme: cannot read {str(readme)!r} ({exc.strerror or exc})") \
-            from None
+        raise UsageError(f"--readme: cannot read {quoted(readme)} ({os_reason(exc)}); expected "
+                         "a README with a REPORT block") from None
     if text.count(README_START) != 1 or text.count(README_END) != 1 \
             or text.index(README_START) > text.index(README_END):
-        raise UsageError(f"--readme {str(readme)!r}: expected one {README_START} line "
+        raise UsageError(f"--readme {quoted(readme)}: expected one {README_START} line "
                          f"followed by one {README_END} line to replace between")
     return text
 
@@ -108,9 +118,10 @@ def _readme_text(text: str, table: str, folder: Path, readme: Path,
                  figures: Sequence[tuple[str, str]]) -> str:
     """The README with the block between the markers replaced by the Markdown table and
     a link to every figure, relative to the README."""
-    where = Path(os.path.relpath(folder.resolve(), Path(readme).resolve().parent)).as_posix()
+    relative = Path(os.path.relpath(folder.resolve(), Path(readme).resolve().parent)).as_posix()
+    where, shown = markdown_url(relative), markdown_text(relative)  # folder names are user text
     block = [README_START, "", table.rstrip("\n"), "",
-             f"Report folder: [{where}/]({where}/) ([index.html]({where}/index.html), "
+             f"Report folder: [{shown}/]({where}/) ([index.html]({where}/index.html), "
              f"[table.tex]({where}/table.tex), [table.csv]({where}/table.csv)).", ""]
     for stem, what in figures:
         block += [f"![{what}]({where}/{stem}.png)", "",
@@ -166,8 +177,9 @@ def _data_dir(data_dir: Path | None, environments: list[dict[str, Any]]) -> Path
     from catsdogs.errors import DataError
 
     if data_dir is not None:
+        check_path_length("--data-dir", data_dir)
         if not (Path(data_dir) / "train").is_dir():
-            raise DataError(f"--data-dir {str(data_dir)!r}: no train/ folder; expected the "
+            raise DataError(f"--data-dir {quoted(data_dir)}: no train/ folder; expected the "
                             "cats_and_dogs_filtered layout")
         return Path(data_dir)
     for environment in environments:
@@ -192,35 +204,37 @@ def render_report(result_sets: list[Path], fmt: str = "github", out: Path | None
     place: an error (bad input, read-only or full disk) leaves nothing half-written."""
     if fmt not in FORMATS:
         raise UsageError(f"--format: expected one of {', '.join(FORMATS)}, got {fmt!r}")
+    folder = check_report_outputs(out, result_sets, readme)
     runs, epochs, environments = load_result_sets(result_sets)
     check_comparable(runs, allow_mixed)  # refuse before writing anything
     pictures = _data_dir(data_dir, environments) if samples else None
     readme_text = _readme_block(readme) if readme is not None else None
-    folder = report_dir(out, result_sets)
-    staging = _staging(folder)
+    made_dir(folder, out is not None)
     try:
-        tables, drawn, skipped = _write_all(staging, runs, epochs, environments, allow_mixed,
-                                            pictures, columns,
-                                            "" if samples else "--no-samples", verdicts_html)
-        names = sorted(path.name for path in staging.iterdir())
-        for name in names:
-            os.replace(staging / name, folder / name)
+        with staging_folder(folder, STAGING_PREFIX) as staging:
+            tables, drawn, skipped = _write_all(staging, runs, epochs, environments,
+                                                allow_mixed, pictures, columns,
+                                                "" if samples else "--no-samples",
+                                                verdicts_html)
+            names = sorted(path.name for path in staging.iterdir())
+            for name in names:
+                os.replace(staging / name, folder / name)
     except OSError as exc:
-        raise UsageError(f"--out: cannot write the report into {str(folder)!r} "
-                         f"({exc.strerror or exc}); the previous report there is unchanged")\
+        raise UsageError(f"--out: cannot write the report into {quoted(folder)} "
+                         f"({os_reason(exc)}); the previous report there is unchanged")\
             from None
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    remove_abandoned(folder, STAGING_PREFIX)  # left by a report killed mid-way
     if readme_text is not None:
         try:
             Path(readme).write_text(_readme_text(readme_text, tables["github"], folder,
                                                  Path(readme), drawn))
         except OSError as exc:
-            raise UsageError(f"--readme: cannot write {str(readme)!r} "
-                             f"({exc.strerror or exc}); expected a writable file") from None
-    lines = [tables[fmt].rstrip("\n"), "", f"wrote into {folder}: " + ", ".join(names)]
+            raise UsageError(f"--readme: cannot write {quoted(readme)} "
+                             f"({os_reason(exc)}); expected a writable file") from None
+    lines = [tables[fmt].rstrip("\n"), "", f"wrote into {plain_text(folder)}: "
+             + ", ".join(map(plain_text, names))]
     if readme_text is not None:
-        lines.append(f"updated the report block of {readme}")
+        lines.append(f"updated the report block of {plain_text(readme)}")
     if skipped:
         lines.append(skipped)
     return "\n".join(lines)

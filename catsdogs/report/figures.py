@@ -17,11 +17,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from catsdogs.markup import figure_text
 from catsdogs.report.canvas import new_figure, save_figure
 from catsdogs.report.summary import summary_table
 from catsdogs.resultset.comparable import GROUP, ok_runs, ordered_groups, with_groups
 from catsdogs.resultset.describe import CHANCE_PCT, scope_line, warnings
-from catsdogs.resultset.store import SOURCE
+from catsdogs.resultset.load import SOURCE
 from catsdogs.stats import t_interval
 
 #: Okabe & Ito's colour-blind-safe palette (blue, orange, green, purple, vermillion, …).
@@ -36,7 +37,8 @@ def titled(figure: Any, what: str, runs: pd.DataFrame) -> None:
     import textwrap
 
     width = int(figure.get_figwidth() * 15)  # characters of 8.5 pt text per inch, about
-    lines = [what, scope_line(runs)] + [f"⚠ {text}" for text in warnings(runs)]
+    lines = [what, figure_text(scope_line(runs))] + [f"⚠ {figure_text(text)}"
+                                                     for text in warnings(runs)]
     figure.suptitle("\n".join(textwrap.fill(line, width) for line in lines), fontsize=8.5,
                     ha="center")
 
@@ -103,7 +105,7 @@ def draw_accuracy_curves(runs: pd.DataFrame, epochs: pd.DataFrame) -> Any:
             highs += list(high.fillna(stats["mean"]))
         _chance_line(axis)
         row = summary.loc[group]
-        axis.set_title(f"{row['short_label']}  (n={row['n']}"
+        axis.set_title(f"{figure_text(row['short_label'])}  (n={row['n']}"
                        + (", no interval)" if row["n"] < 2 else ")"), fontsize=9)
         axis.set_xlabel("epoch")
         axis.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -161,8 +163,8 @@ def draw_test_accuracy_bars(runs: pd.DataFrame) -> Any:
                      zorder=3, label="one seed")
         highs += list(seeds)
     _chance_line(axis)
-    axis.set_xticks(x, [f"{row['short_label']}\n(n={row['n']})" for _, row in summary.iterrows()],
-                    fontsize=8)
+    axis.set_xticks(x, [f"{figure_text(row['short_label'])}\n(n={row['n']})"
+                        for _, row in summary.iterrows()], fontsize=8)
     axis.set_xlim(-0.7, len(summary) - 0.3)  # room for the seed points right of each bar
     axis.set_ylabel("test accuracy (%)")
     _fit_limits(axis, [0.0], highs + [CHANCE_PCT], floor=0.0)
@@ -194,7 +196,8 @@ def draw_step_times(runs: pd.DataFrame) -> Any:
                      edgecolor="black", s=18, zorder=3, label="one seed")
         highs += [row["step_time_ms_max"]]
     axis.set_xticks(range(len(summary)),
-                    [f"{row['short_label']}\n(n={row['n']})" for _, row in summary.iterrows()],
+                    [f"{figure_text(row['short_label'])}\n(n={row['n']})"
+                     for _, row in summary.iterrows()],
                     fontsize=8)
     axis.set_xlim(-0.7, len(summary) - 0.3)
     axis.set_ylabel("median training step (ms)")
@@ -221,7 +224,8 @@ def draw_trend(releases: Sequence[str], series: dict[str, dict[str, Any]],
     acc_lows, acc_highs, step_highs = [CHANCE_PCT], [CHANCE_PCT], [0.0]
     for i, (variant, data) in enumerate(series.items()):
         style = dict(color=PALETTE[i % len(PALETTE)], marker=MARKERS[i % len(MARKERS)],
-                     linestyle=LINESTYLES[i % len(LINESTYLES)], capsize=4, label=variant)
+                     linestyle=LINESTYLES[i % len(LINESTYLES)], capsize=4,
+                     label=figure_text(variant))
         offset = (i - (len(series) - 1) / 2) * 0.04  # side by side, whiskers never overlap
         x = np.asarray(data["x"], dtype=float) + offset
         intervals = [t_interval(values) for values in data["accuracy"]]
@@ -242,7 +246,8 @@ def draw_trend(releases: Sequence[str], series: dict[str, dict[str, Any]],
     _chance_line(acc_axis)
     for axis, ylabel in ((acc_axis, "test accuracy (%): mean, 95% t-interval"),
                          (step_axis, "training step (ms): median, min–max over seeds")):
-        axis.set_xticks(range(len(releases)), list(releases), fontsize=8)
+        axis.set_xticks(range(len(releases)), [figure_text(v) for v in releases],
+                        fontsize=8)
         axis.set_xlim(-0.5, len(releases) - 0.5)
         axis.set_ylabel(ylabel)
         axis.grid(alpha=0.3)

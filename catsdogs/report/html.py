@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from html import escape
 from typing import Any
 
 import pandas as pd
 
-from catsdogs.markup import html_table
+from catsdogs.markup import html_table, html_text
 
 VERDICTS_ID = "verdicts"
 NO_VERDICTS = ("No baseline was given, so nothing is compared here. A comparison against "
@@ -46,16 +45,16 @@ def _table(display: pd.DataFrame) -> str:
 
 
 def _figure(stem: str, what: str) -> str:
-    return (f'<figure><img src="{escape(stem)}.png" alt="{escape(what)}">'
-            f'<figcaption>{escape(what)} (<a href="{escape(stem)}.pdf">PDF</a>)</figcaption>'
+    return (f'<figure><img src="{html_text(stem)}.png" alt="{html_text(what)}">'
+            f'<figcaption>{html_text(what)} (<a href="{html_text(stem)}.pdf">PDF</a>)</figcaption>'
             "</figure>")
 
 
 def _environment(environment: dict[str, Any]) -> str:
     name = environment.get("result_set", "result set")
     text = json.dumps(environment, indent=2, sort_keys=True, default=str)
-    return (f"<details open><summary>{escape(str(name))}: environment.json</summary>"
-            f"<pre>{escape(text)}</pre></details>")
+    return (f"<details open><summary>{html_text(str(name))}: environment.json</summary>"
+            f"<pre>{html_text(text)}</pre></details>")
 
 
 def render_html(*, title: str, scope: str, warnings: Sequence[str], display: pd.DataFrame,
@@ -67,20 +66,21 @@ def render_html(*, title: str, scope: str, warnings: Sequence[str], display: pd.
     fills the verdicts section; None leaves it saying that no baseline was given."""
     parts = [
         "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
-        f"<title>{escape(title)}</title><style>{_STYLE}</style></head><body>",
-        f"<h1>{escape(title)}</h1>", f"<p>{escape(scope)}</p>",
-        *[f'<p class="warning">{escape(text)}</p>' for text in warnings],
+        f"<title>{html_text(title)}</title><style>{_STYLE}</style></head><body>",
+        f"<h1>{html_text(title)}</h1>", f"<p>{html_text(scope)}</p>",
+        *[f'<p class="warning">{html_text(text)}</p>' for text in warnings],
         "<h2>Summary</h2>", _table(display),
-        "<p>Tables: " + ", ".join(f'<a href="{escape(name)}">{escape(name)}</a>'
+        "<p>Tables: " + ", ".join(f'<a href="{html_text(name)}">{html_text(name)}</a>'
                                   for name in table_files) + "</p>",
         f'<section id="{VERDICTS_ID}"><h2>Comparison with a baseline</h2>',
-        verdicts_html if verdicts_html is not None else f"<p>{escape(NO_VERDICTS)}</p>",
+        verdicts_html if verdicts_html is not None else f"<p>{html_text(NO_VERDICTS)}</p>",
         "</section>",
         "<h2>Figures</h2>", *[_figure(stem, what) for stem, what in figures],
     ]
     if skipped:
-        parts.append(f"<p>{escape(skipped)}</p>")
+        parts.append(f"<p>{html_text(skipped)}</p>")
     parts += ["<h2>Provenance</h2>", "<dl>"]
-    parts += [f"<dt>{escape(label)}</dt><dd>{escape(text)}</dd>" for label, text in provenance]
+    parts += [f"<dt>{html_text(label)}</dt><dd>{html_text(text)}</dd>"
+              for label, text in provenance]
     parts += ["</dl>", *[_environment(env) for env in environments], "</body></html>"]
     return "\n".join(parts) + "\n"

@@ -14,27 +14,14 @@ from typing import Any
 
 import pandas as pd
 
+from catsdogs.markup import latex_comment, latex_text
 from catsdogs.report.numbers import step_spread
 from catsdogs.resultset.describe import CHANCE_PCT
 from catsdogs.resultset.schema import is_missing
 
-#: LaTeX's special characters, and the non-ASCII characters our text uses.
-_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
-            "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}",
-            "^": r"\textasciicircum{}", "±": r"$\pm$", "–": "--", "−": "$-$", "†": r"\dag{}",
-            "…": r"\dots{}", "≥": r"$\geq$", "×": r"$\times$"}
-
 _ACCURACY = {"test": ("test_accuracy_pct", "test acc."), "val": ("val_accuracy_pct", "val. acc."),
              "train": ("train_accuracy_pct", "train acc."),
              "gap": ("overfit_gap_pts", "gap (pts)")}
-
-
-def escape(text: str) -> str:
-    """Plain text as LaTeX source (one pass, so an escape is never escaped again); '--'
-    stays two hyphens (`--limit`), where LaTeX would set an en dash."""
-    text = str(text)
-    return "".join("-{}" if char == "-" and text[i + 1:i + 2] == "-" else _ESCAPES.get(char, char)
-                   for i, char in enumerate(text))
 
 
 def _digits(value: float) -> int:
@@ -63,7 +50,7 @@ def _pair_spec(values: pd.Series) -> str:
 
 def _step_cell(row: dict[str, Any]) -> str:
     """The step-time cell: median (min–max), escaped for LaTeX."""
-    return escape(step_spread(row)) or "--"
+    return latex_text(step_spread(row)) or "--"
 
 
 def _spec_header_cell(key: str, summary: pd.DataFrame, row: dict[str, Any] | None
@@ -79,7 +66,7 @@ def _spec_header_cell(key: str, summary: pd.DataFrame, row: dict[str, Any] | Non
         return (_pair_spec(summary["points_above_chance"]),
                 "\\multicolumn{2}{c}{vs.\\ 50\\,\\% (pts)}", cell)
     if key == "model":
-        return "l", "model", escape(row["short_label"]) if row else ""
+        return "l", "model", latex_text(row["short_label"]) if row else ""
     if key == "n":
         return "r", "$n$", str(row["n"]) if row else ""
     if key == "step":
@@ -90,7 +77,7 @@ def _spec_header_cell(key: str, summary: pd.DataFrame, row: dict[str, Any] | Non
     if key == "params":
         text = "" if not row or is_missing(row["params_total"]) else \
             f"{int(row['params_total']):,} / {int(row['params_trainable']):,}"
-        return "r", "params (total / trainable)", escape(text).replace(",", "{,}")
+        return "r", "params (total / trainable)", latex_text(text).replace(",", "{,}")
     return "r", "failed / NaN", f"{row['n_failed']} / {row['n_nan']}" if row else ""
 
 
@@ -107,19 +94,19 @@ def caption(summary: pd.DataFrame, items: list[tuple[str, str]], columns: Sequen
         "$-$ validation accuracy at the last epoch, in points"
         + ("; step = median (min--max) training step over seeds, in ms" if "step" in columns
            else "") + f". Chance is {CHANCE_PCT:.0f}\\,\\%.",
-        f"Data: {escape(facts['dataset'])}; {escape(facts['epochs'])} epochs; "
+        f"Data: {latex_text(facts['dataset'])}; {latex_text(facts['epochs'])} epochs; "
         f"seed{'s' if ',' in facts['seeds'] else ''} "
-        f"{escape(facts['seeds'])}; batch {escape(facts['batch size'])}.",
-        f"TensorFlow {escape(facts['TensorFlow'])}, Keras {escape(facts['Keras'])}, "
-        f"{escape(facts['device'])}."
-        + (f" Keras backend: {escape(facts['Keras backend'])}." if "Keras backend" in facts
+        f"{latex_text(facts['seeds'])}; batch {latex_text(facts['batch size'])}.",
+        f"TensorFlow {latex_text(facts['TensorFlow'])}, Keras {latex_text(facts['Keras'])}, "
+        f"{latex_text(facts['device'])}."
+        + (f" Keras backend: {latex_text(facts['Keras backend'])}." if "Keras backend" in facts
            else ""),
     ]
     for label, text in items:
         if label == "warning":
-            parts.append(f"\\textbf{{{escape(text)}.}}")
+            parts.append(f"\\textbf{{{latex_text(text)}.}}")
         elif label.startswith(("failed runs", "left out", "recorded more than once")):
-            parts.append(f"{escape(label[0].upper() + label[1:])}: {escape(text)}.")
+            parts.append(f"{latex_text(label[0].upper() + label[1:])}: {latex_text(text)}.")
     return " ".join(parts)
 
 
@@ -147,5 +134,5 @@ def render_latex(summary: pd.DataFrame, runs: pd.DataFrame, items: list[tuple[st
         "\\end{tabular}",
         "\\end{table}",
     ]
-    lines += [f"% {name}: {text}" for name, text in items]
+    lines += [f"% {name}: {latex_comment(text)}" for name, text in items]
     return "\n".join(lines) + "\n"

@@ -15,7 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from catsdogs.errors import DataError
+from catsdogs.errors import DataError, quoted
+from catsdogs.markup import figure_text
 from catsdogs.report.canvas import new_figure, save_figure
 
 #: What each picture shows, for links and alt text.
@@ -32,12 +33,12 @@ def _first_images(folder: Path, count: int) -> list[Path]:
     from catsdogs.dataset.scan import IMAGE_EXTENSIONS
 
     if not folder.is_dir():
-        raise DataError(f"{folder}: no such folder; expected the cats_and_dogs_filtered "
+        raise DataError(f"{quoted(folder)}: no such folder; expected the cats_and_dogs_filtered "
                         "layout (train/cats, train/dogs)")
     images = sorted((p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS),
                     key=_natural_key)
     if len(images) < count:
-        raise DataError(f"{folder}: {len(images)} image(s); expected at least {count}")
+        raise DataError(f"{quoted(folder)}: {len(images)} image(s); expected at least {count}")
     return images[:count]
 
 
@@ -51,7 +52,8 @@ def _load_rgb(path: Path, size: tuple[int, int] | None = None) -> np.ndarray:
                 image = image.resize((size[1], size[0]))
             return np.asarray(image)
     except OSError as exc:
-        raise DataError(f"{path}: unreadable image ({exc})") from None
+        raise DataError(f"{quoted(path)}: unreadable image ({exc}); expected a JPEG, PNG, GIF "
+                        "or BMP file") from None
 
 
 def _dataset_note(data_dir: Path) -> str:
@@ -71,7 +73,7 @@ def sample_grid(data_dir: Path, out: Path) -> list[Path]:
     for r, (label, paths) in enumerate(rows):
         for c, path in enumerate(paths):
             axes[r][c].imshow(_load_rgb(path))
-            axes[r][c].set_title(f"{label}: {path.name}", fontsize=8)
+            axes[r][c].set_title(f"{label}: {figure_text(path.name)}", fontsize=8)
             axes[r][c].axis("off")
     figure.suptitle("training images" + _dataset_note(data_dir), fontsize=9)
     return save_figure(figure, out, "sample_grid")
@@ -102,7 +104,7 @@ def augmentation_preview(data_dir: Path, out: Path, seed: int = 0) -> list[Path]
         axis.imshow(np.clip(shown, 0, 255).astype("uint8"))
         axis.set_title(title, fontsize=8)
         axis.axis("off")
-    figure.suptitle(f"{path.name}: RandomFlip + RandomRotation(0.2), seed {seed}"
+    figure.suptitle(f"{figure_text(path.name)}: RandomFlip + RandomRotation(0.2), seed {seed}"
                     + ("" if backend == TENSORFLOW else f" (Keras on {backend})")
                     + _dataset_note(data_dir), fontsize=9)
     return save_figure(figure, out, "augmentation_preview")

@@ -18,6 +18,7 @@ import pandas as pd
 from tabulate import tabulate
 
 from catsdogs.errors import UsageError
+from catsdogs.markup import ESCAPERS
 from catsdogs.report.latex import render_latex
 from catsdogs.report.numbers import mean_ci, number, step_spread
 from catsdogs.report.summary import ACCURACY_STATS, left_out, summary_table
@@ -97,10 +98,13 @@ def display_table(summary: pd.DataFrame, columns: Sequence[str] = DEFAULT_COLUMN
 
 
 def _footer(items: list[tuple[str, str]], fmt: str) -> str:
+    """The provenance list; its texts come from result sets, escaped for `fmt`."""
+    shown = ESCAPERS[fmt]
     if fmt == "github":
-        return "\n".join(["", "Provenance:", ""] + [f"- **{label}**: {text}"
+        return "\n".join(["", "Provenance:", ""] + [f"- **{label}**: {shown(text)}"
                                                      for label, text in items])
-    return "\n".join(["", "Provenance:"] + [f"  {label}: {text}" for label, text in items])
+    return "\n".join(["", "Provenance:"] + [f"  {label}: {shown(text)}"
+                                             for label, text in items])
 
 
 def _csv(summary: pd.DataFrame, runs: pd.DataFrame, environments: Sequence[dict[str, Any]]
@@ -148,8 +152,9 @@ def render_table(runs: pd.DataFrame, environments: Sequence[dict[str, Any]], fmt
     if fmt == "latex":
         return render_latex(summary, runs, items, columns or DEFAULT_LATEX_COLUMNS,
                             label=label or _latex_label(runs))
-    table = tabulate(display_table(summary, columns or DEFAULT_COLUMNS), headers="keys",
-                     tablefmt=_TABULATE[fmt], showindex=False, disable_numparse=True)
+    display = display_table(summary, columns or DEFAULT_COLUMNS)
+    table = tabulate(display.map(ESCAPERS[fmt]), headers="keys", tablefmt=_TABULATE[fmt],
+                     showindex=False, disable_numparse=True)
     return table + "\n" + _footer(items, fmt) + "\n"
 
 

@@ -2,9 +2,9 @@
 
 Tables put these in footers and captions, figures in their subtitles, the HTML report in
 its header, so a pasted number always travels with what was run: dataset (official or
-not), --limit, epochs, seeds, software and device, whether it is a smoke run, and
-whether model4 was pretrained. Functions here return data (strings and lists); they do
-not format for any one output.
+not), --limit, epochs, seeds, software, device and machine, whether it is a smoke
+run, whether a run was contended, and whether model4 was pretrained. Functions here
+return data (strings and lists); they do not format for any one output.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from catsdogs.resultset.comparable import (
     unique,
     with_groups,
 )
+from catsdogs.resultset.machines import contended_warning, machine_lines
 from catsdogs.resultset.schema import is_missing
 
 #: The report's warning: the run's own note (constants.SMOKE_NOTE), in capitals to stand out.
@@ -91,6 +92,7 @@ def warnings(runs: pd.DataFrame, markers: Sequence[str] = ()) -> list[str]:
     """Everything a reader must see before trusting a number, most important first."""
     out = [SMOKE_NOTE] if is_smoke(runs) else []
     out += base_warnings(runs)
+    out += contended_warning(runs)
     out += list(markers)
     return out
 
@@ -191,6 +193,7 @@ def provenance_items(runs: pd.DataFrame, environments: Sequence[dict[str, Any]],
         ("Keras", ", ".join(unique(runs, "keras_version", environments)) or "unknown"),
         ("Python", ", ".join(unique(runs, "python_version", environments)) or "unknown"),
         ("device", "; ".join(devices(runs)) or "unknown"),
+        ("machine", "; ".join(machine_lines(runs))),
         ("dataset", "; ".join(datasets(runs))),
         ("seeds", ", ".join(map(str, seeds(runs)))),
         ("epochs", epochs_text(runs)),

@@ -1,11 +1,12 @@
-"""Where a number came from: software versions, device, host, commit.
+"""Where a number came from: software versions, device, machine, host, commit.
 
 Every result row and every pytest-benchmark machine_info carries these, so a pasted
-figure can always be traced to the TensorFlow, Keras, CUDA/cuDNN, GPU and commit that
-produced it. Collecting facts never fails a run: unknown facts are recorded as empty.
-The one refusal is deliberate: `check_expected_tf`, when the TensorFlow imported is not
-the release the environment names (CATSDOGS_EXPECT_TF), since every fact would then
-name the wrong release.
+figure can always be traced to the TensorFlow, Keras, CUDA/cuDNN, GPU, machine
+(catsdogs.training.machine: CPU, its features, usable CPUs, settings; a fingerprint
+in every row) and commit that produced it. Collecting facts never fails a run: unknown
+facts are recorded as empty. The one refusal is deliberate: `check_expected_tf`, when
+the TensorFlow imported is not the release the environment names (CATSDOGS_EXPECT_TF),
+since every fact would then name the wrong release.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from catsdogs.backend import TENSORFLOW, active_backend
 from catsdogs.errors import UsageError
 from catsdogs.training import backend_provenance
 from catsdogs.training.devices import nvidia_smi
+from catsdogs.training.machine import machine_facts
 
 EXPECT_TF_ENV = "CATSDOGS_EXPECT_TF"
 COMMIT_ENV = "CATSDOGS_GIT_COMMIT"
@@ -134,6 +136,7 @@ def collect() -> dict[str, Any]:
     facts.update(software())
     facts.update(device())
     facts["device_label"] = device_label(facts)
+    facts["machine"] = machine_facts()
     return facts
 
 

@@ -20,9 +20,12 @@ from typing import TYPE_CHECKING, Any, Callable
 from catsdogs.backend import DEFAULT_BACKEND, apply_backend, is_out_of_memory, keras_module
 from catsdogs.constants import IMAGE_SIZE_TEXT
 from catsdogs.dataset import fetch, scan
-from catsdogs.errors import ResultsError, UsageError
+from catsdogs.errors import ResultsError, UsageError, quoted
 from catsdogs.options import BenchOptions
-from catsdogs.resultset.store import LoadedSet, ResultSet, check_writable, read_set
+from catsdogs.resultset.load import LoadedSet, read_set
+from catsdogs.resultset.outputs import check_appendable, check_writable
+from catsdogs.resultset.store import ResultSet
+from catsdogs.training.machine import differences, machine_facts
 
 if TYPE_CHECKING:
     from catsdogs.progress import Reporter
@@ -121,8 +124,9 @@ def _refuse_inside_data(options: BenchOptions, data_dir: Path) -> None:
     data = Path(data_dir).resolve()
     for flag, value in (("--results-dir", options.results_dir), ("--resume", options.resume)):
         if value and Path(value).resolve().is_relative_to(data):
-            raise UsageError(f"{flag} {value}: is inside the dataset folder {data}; expected "
-                             "a folder outside it (Keras would read it as images)")
+            raise UsageError(f"{flag} {quoted(value)}: is inside the dataset folder "
+                             f"{quoted(data)}; expected a folder outside it (Keras would read "
+                             "it as images)")
 
 
 def check_resume(options: BenchOptions, dataset: str, info: Any) -> LoadedSet:
@@ -134,27 +138,68 @@ def check_resume(options: BenchOptions, dataset: str, info: Any) -> LoadedSet:
         loaded = read_set(options.resume)
     except ResultsError as exc:
         raise ResultsError(f"--resume: {exc}") from None
+    check_appendable(options.resume)  # read-only volume, no permission: before training
     recorded = loaded.environment
     mine = {"dataset": dataset, "dataset_fingerprint": info.fingerprint}
     for key, value in mine.items():
         if recorded.get(key) != value:
-            raise UsageError(f"--resume {options.resume}: its {key} is {recorded.get(key)!r}, "
-                             f"this session's is {value!r}; expected the same data")
+            raise UsageError(f"--resume {quoted(options.resume)}: its {key} is "
+                             f"{recorded.get(key)!r}, this session's is {value!r}; expected "
+                             "the same data")
     old = recorded.get("options", {})
     if not isinstance(old, dict):
-        raise ResultsError(f"--resume {options.resume}: environment.json options is "
+        raise ResultsError(f"--resume {quoted(options.resume)}: environment.json options is "
                            f"{old!r}; expected an object")
     for key in ("epochs", "batch_size", "limit", "weights", "deterministic",
                 "mixed_precision", "xla", "strategy", "skip_bad_images"):
         if key in old and old[key] != getattr(options, key):
-            raise UsageError(f"--resume {options.resume}: it was run with {key}={old[key]!r}, "
-                             f"this session has {getattr(options, key)!r}; expected the same")
+            raise UsageError(f"--resume {quoted(options.resume)}: it was run with "
+                             f"{key}={old[key]!r}, this session has "
+                             f"{getattr(options, key)!r}; expected the same")
     backend = old.get("backend", DEFAULT_BACKEND)  # sets before --backend ran on TensorFlow
     if backend != options.backend:
-        raise UsageError(f"--resume {options.resume}: it was run with backend={backend!r}, "
-                         f"this session has {options.backend!r}; expected the same (one "
-                         "result set holds one backend)")
+        raise UsageError(f"--resume {quoted(options.resume)}: it was run with "
+                         f"backend={backend!r}, this session has {options.backend!r}; "
+                         "expected the same (one result set holds one backend)")
+    check_same_machine(options.resume, recorded.get("machine"), machine_facts())
     return loaded
+
+
+def check_same_machine(resume: str, recorded: Any, current: dict[str, Any]) -> None:
+    """A set's step times are one machine's: rows from another (other CPU features, another
+    affinity, other thread settings) would make its runs disagree for reasons no verdict
+    can see. A set written before machines were recorded (schema 1 and 2) has none to
+    match; it is resumed, and its new rows, in its own schema, record none either."""
+    if not isinstance(recorded, dict) or not recorded.get("fingerprint"):
+        return
+    if recorded["fingerprint"] != current["fingerprint"]:
+        differ = "; ".join(differences(recorded, current, sides=("the set", "this session"))
+                           ) or "its facts are not recorded"
+        raise UsageError(f"--resume {quoted(resume)}: it was recorded on machine "
+                         f"{recorded['fingerprint']}, this session runs on "
+                         f"{current['fingerprint']} ({differ}); expected the same machine "
+                         "(start a new result set here)")
+
+
+#: What a --resume session must share with the set it appends to, beyond data and options:
+#: rows of another release (or machine) in one set would be averaged as one. Each key is
+#: compared between the set's environment.json and this session's provenance; the machine
+#: identity is checked beside it, by fingerprint (check_same_machine).
+RESUME_MUST_MATCH: tuple[str, ...] = ("tf_version", "keras_version", "python_version")
+
+
+def check_resume_software(resume: str, recorded: dict[str, Any],
+                          current: dict[str, Any]) -> None:
+    """Refuse to append this session's rows to a set recorded under other software: the
+    set would then hold two releases, and `report` would average them as one. Checked
+    once TensorFlow is loaded (the versions are known only then), before the first model
+    trains; keys the set never recorded are not compared."""
+    for key in RESUME_MUST_MATCH:
+        if key in recorded and recorded[key] != current.get(key):
+            raise UsageError(f"--resume {quoted(resume)}: it was recorded with {key} "
+                             f"{recorded[key]!r}, this session runs {current.get(key)!r}; "
+                             "expected the same (record this release in a new result set, "
+                             "then compare the two)")
 
 
 def prepare(options: BenchOptions,
@@ -169,18 +214,20 @@ def prepare(options: BenchOptions,
 
     # Before anything can import Keras: it reads its backend once, at its first import.
     apply_backend(options.backend, deterministic=options.deterministic)
+    if not options.resume:  # first: a synthetic set or a download is made only after it
+        check_writable(options.results_dir)
     data_dir = resolve_data_dir(options, progress)
     _refuse_inside_data(options, data_dir)
     info = scan.scan_dataset(data_dir, skip_bad=options.skip_bad_images)
     check_limit(options.limit, info.counts())
     dataset = scan.dataset_kind(data_dir)
     resumed = check_resume(options, dataset, info) if options.resume else None
-    if not options.resume:
-        check_writable(options.results_dir)
     weights_path = None
     if any(get_variant(v).uses_weights for v in options.variants):
         weights_path = resolve_weights(options.weights)  # fail before any training starts
     environment = _environment(options, weights_path)
+    if resumed is not None:
+        check_resume_software(options.resume, resumed.environment, environment)
     skipped = info.bad_files + check_images(data_dir, info, options.seeds, options.limit,
                                             skip_bad=options.skip_bad_images,
                                             progress=_counter(progress, "decode", "images"))
@@ -304,6 +351,7 @@ def _base_row(prepared: Prepared, variant: str, seed: int, splits) -> dict[str, 
         # The backend block (schema: BACKEND_COLUMNS): what trained, beside Keras.
         **{key: env.get(key, "") for key in ("backend", "jax_version", "jaxlib_version",
                                               "torch_version", "decoder")},
+        "machine_fingerprint": (env.get("machine") or {}).get("fingerprint", ""),
         "started_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
 
@@ -365,12 +413,16 @@ def run_one(prepared: Prepared, variant: str, seed: int,
     return row, epoch_rows
 
 
-def run_and_record(prepared: Prepared, result_set: ResultSet, variant: str, seed: int,
-                   progress: Callable[[str], None] | None = None, keras_verbose: int = 0,
-                   splits=None, callbacks: tuple = ()) -> dict[str, Any]:
-    """Train one pair and append its rows to the result set as soon as it ends."""
+def run_and_record(prepared: Prepared, result_set: ResultSet | Session, variant: str,
+                   seed: int, progress: Callable[[str], None] | None = None,
+                   keras_verbose: int = 0, splits=None, callbacks: tuple = ()
+                   ) -> dict[str, Any]:
+    """Train one pair and append its rows to the result set as soon as it ends. Given the
+    Session, its new set is created only now, with the first finished run (signals held
+    back until the row is in), so an interruption before that leaves no empty set."""
     row, epoch_rows = run_one(prepared, variant, seed, progress, keras_verbose, splits,
                               callbacks)
     with _signals_deferred():
-        result_set.append_run(row, epoch_rows)
+        target = result_set.result_set if isinstance(result_set, Session) else result_set
+        target.append_run(row, epoch_rows)
     return row

@@ -6,7 +6,9 @@ fixed test split and returns every metric a result row needs. Timing: a callback
 read back to the host at its end (what Keras' own progress bar does on every step), so on
 a GPU the time covers the kernels, not only their launch. `step_time_ms` is the median
 step over epochs 2..N: epoch 1 holds tracing and autotuning and is reported on its own as
-`first_epoch_s`. Validation time is excluded from step times.
+`first_epoch_s`. Validation time is excluded from step times. Beside each epoch's wall
+time the same callback records the CPU time this process, other processes and the
+hypervisor took (catsdogs.training.contention), so a run timed on a busy machine says so.
 
 The same code trains on every Keras backend (catsdogs.backend): the loss is read back
 with `float()` on each (on JAX and PyTorch that waits for the device too), and the few
@@ -35,6 +37,14 @@ from catsdogs.constants import BATCH_SIZE
 from catsdogs.errors import UsageError
 from catsdogs.models import build_model, get_variant, parameter_counts, resolve_weights
 from catsdogs.progress import epoch_line
+from catsdogs.training.contention import (
+    EPOCH_FIELDS,
+    Sample,
+    epoch_usage,
+    run_contention,
+    take_sample,
+)
+from catsdogs.training.machine import usable_cpus
 
 
 class TrainingDiverged(RuntimeError):
@@ -82,18 +92,22 @@ def seed_everything(seed: int, *, deterministic: bool = False) -> None:
 
 
 class StepTimer:
-    """Per-step and per-epoch wall times, and a guard that stops on a NaN/inf loss.
+    """Per-step and per-epoch wall times, per-epoch CPU use (this process, others, steal,
+    on the CPUs in `cpus`), and a guard that stops on a NaN/inf loss.
 
     Built lazily as a keras.callbacks.Callback subclass (see `make_callbacks`) so this
     module imports without TensorFlow."""
 
-    def __init__(self, timing: bool = True) -> None:
+    def __init__(self, timing: bool = True, cpus: list[int] | None = None) -> None:
         self.timing = timing
+        self.cpus = usable_cpus() if cpus is None else cpus  # whose contention is measured
         self.step_ms: list[list[float]] = []  # per epoch, per step
         self.epoch_s: list[float] = []  # whole epoch, validation included
         self.train_s: list[float] = []  # training steps only
+        self.usage: list[dict[str, float | None]] = []  # per epoch: contention.EPOCH_FIELDS
         self.diverged: str | None = None
         self._epoch_start = self._step_start = self._train_end = 0.0
+        self._sample: Sample | None = None
 
 
 def make_callbacks(timer: StepTimer, progress: Callable[[str], None] | None, epochs: int):
@@ -104,6 +118,7 @@ def make_callbacks(timer: StepTimer, progress: Callable[[str], None] | None, epo
     class _Callback(keras.callbacks.Callback):
         def on_epoch_begin(self, epoch, logs=None):
             timer.step_ms.append([])
+            timer._sample = take_sample(timer.cpus)
             timer._epoch_start = time.perf_counter()
             timer._train_end = timer._epoch_start
 
@@ -122,6 +137,7 @@ def make_callbacks(timer: StepTimer, progress: Callable[[str], None] | None, epo
 
         def on_epoch_end(self, epoch, logs=None):
             now = time.perf_counter()
+            timer.usage.append(epoch_usage(timer._sample, take_sample(timer.cpus)))
             timer.epoch_s.append(now - timer._epoch_start)
             timer.train_s.append(timer._train_end - timer._epoch_start)
             logs = logs or {}
@@ -294,8 +310,10 @@ def train_run(variant: str, splits, *, seed: int, config: TrainConfig = TrainCon
                "val_loss": hist["val_loss"][i], "val_accuracy": hist["val_accuracy"][i],
                "epoch_s": timer.epoch_s[i], "train_s": timer.train_s[i],
                "steps": len(timer.step_ms[i]),
-               "step_ms_median": float(np.median(timer.step_ms[i])) if timer.step_ms[i] else None}
+               "step_ms_median": float(np.median(timer.step_ms[i])) if timer.step_ms[i] else None,
+               **(timer.usage[i] if i < len(timer.usage) else dict.fromkeys(EPOCH_FIELDS))}
               for i in range(len(hist["loss"]))]
+    contention, contended = run_contention(epochs, len(timer.cpus))
     final = epochs[-1]
     weights_path = resolve_weights(config.weights, download=False) \
         if get_variant(name).uses_weights else None
@@ -310,6 +328,7 @@ def train_run(variant: str, splits, *, seed: int, config: TrainConfig = TrainCon
         "first_epoch_s": timer.epoch_s[0], "train_wall_s": wall,
         "peak_rss_mb": peak_rss_mb(), "gpu_peak_mb": _gpu_peak_mb(),
         "replicas": strategy.num_replicas_in_sync,
+        "contention": contention, "contended": contended,
         "pretrained": weights_path is not None,
         "epochs": epochs,
         **counts,

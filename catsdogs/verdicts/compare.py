@@ -10,7 +10,9 @@ Accuracy of a variant whose paired runs are identical is `identical`: no test ne
 
 This module loads, checks and decides, returning dataclasses; catsdogs.verdicts.output
 renders them (text, HTML, JSON). Exit codes: 1 on any regression, else 0; with strict, 3 when
-something is inconclusive; 2 (UsageError) for unusable input.
+something is inconclusive or not comparable; 2 (UsageError) for unusable input. Step
+times are judged only between runs of one machine, contended runs left out
+(catsdogs.resultset.machines decides; --allow-different-machines opts in).
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ from catsdogs.errors import UsageError
 from catsdogs.options import VERDICT_LIMITS
 from catsdogs.resultset.comparable import check_comparable, duplicate_seeds, unique, variant_order
 from catsdogs.resultset.describe import verdict_scope
+from catsdogs.resultset.load import SOURCE
+from catsdogs.resultset.machines import NOT_COMPARABLE, SpeedRule, scope_warnings, speed_rule
 from catsdogs.verdicts.identity import Identity, identity, seed_pairs
 from catsdogs.verdicts.side import Side
 
@@ -84,6 +88,7 @@ class VariantResult:
     variant: str
     identity: Identity
     metrics: list[MetricVerdict]
+    speed: SpeedRule | None = None  # resultset.machines: whether step times compare
 
 
 @dataclasses.dataclass
@@ -111,7 +116,7 @@ class Comparison:
     def exit_code(self, strict: bool = False) -> int:
         if self.lost or self.count("regression"):
             return 1
-        return 3 if strict and self.count("inconclusive") else 0
+        return 3 if strict and (self.count("inconclusive") or self.count(NOT_COMPARABLE)) else 0
 
 
 def thresholds(min_change: float, max_slowdown: float) -> dict[str, float]:
@@ -131,9 +136,13 @@ def accuracy_estimate(side: Side, variant: str) -> stats.SideEstimate | None:
     return _accuracy_side(side.ok(variant))
 
 
-def step_estimate(side: Side, variant: str) -> stats.SideEstimate | None:
-    """The variant's ok runs with step times as a step-time side (None without any)."""
-    samples = [m for _, run in side.ok(variant).iterrows() if len(m := side.step_medians(run))]
+def step_estimate(side: Side, variant: str, keep: set[tuple[str, str]] | None = None
+                  ) -> stats.SideEstimate | None:
+    """The variant's ok runs with step times as a step-time side (None without any); with
+    `keep`, only those runs ((source, run_id), as machines.speed_rule chose them)."""
+    samples = [m for _, run in side.ok(variant).iterrows()
+               if (keep is None or (str(run[SOURCE]), str(run["run_id"])) in keep)
+               and len(m := side.step_medians(run))]
     return stats.step_side(samples) if samples else None
 
 
@@ -176,25 +185,32 @@ def accuracy_contrast(variant: str, base: Side, candidate: Side) -> MetricVerdic
     return item
 
 
-def step_contrast(variant: str, base: Side, candidate: Side) -> MetricVerdict:
+def step_contrast(variant: str, base: Side, candidate: Side, rule: SpeedRule
+                  ) -> MetricVerdict:
     """Step time, always unpaired: it varies with the machine's load while a run lasts,
     not with the seed, so pairing by seed would cancel nothing and halve the degrees of
-    freedom."""
-    b, c = step_estimate(base, variant), step_estimate(candidate, variant)
+    freedom. Only over the runs `rule` keeps (one machine, not contended)."""
+    b, c = step_estimate(base, variant, rule.keep), step_estimate(candidate, variant, rule.keep)
     contrast = stats.unpaired(b, c) if b is not None and c is not None else None
-    return MetricVerdict(variant, STEP, b, c, contrast, 0.0)
+    return MetricVerdict(variant, STEP, b, c, contrast, 0.0, notes=list(rule.notes))
 
 
-def assess(variant: str, base: Side, candidate: Side, limits: dict[str, float]
-           ) -> VariantResult:
+def assess(variant: str, base: Side, candidate: Side, limits: dict[str, float],
+           allow_different_machines: bool = False) -> VariantResult:
     """Identity, then the two metrics' contrasts and tests; verdicts come later, in
-    `decide`, once every test of the family is known (Holm needs them all)."""
+    `decide`, once every test of the family is known (Holm needs them all). Step time
+    only where resultset.machines allows it (same machine, no contention)."""
+    rule = speed_rule(base.ok(variant), candidate.ok(variant), allow_different_machines)
     ident = identity(variant, base, candidate)
+    if ident.status == "diverged" and rule.kernel_differences:
+        ident = dataclasses.replace(ident, machines="; ".join(rule.kernel_differences))
     metrics = []
-    for build in (accuracy_contrast, step_contrast):
-        item = build(variant, base, candidate)
+    for item in (accuracy_contrast(variant, base, candidate),
+                 step_contrast(variant, base, candidate, rule)):
         item.threshold = limits[item.metric]
-        if item.metric == ACCURACY and ident.status == "identical":
+        if item.metric == STEP and not rule.allowed:
+            item.verdict, item.reasons = NOT_COMPARABLE, [rule.reason] + item.notes
+        elif item.metric == ACCURACY and ident.status == "identical":
             item.verdict = "identical"
             item.reasons = [f"{ident.text()}: every paired run matched exactly, epoch by epoch, "
                             "so accuracy cannot have regressed (no test needed)"]
@@ -205,7 +221,7 @@ def assess(variant: str, base: Side, candidate: Side, limits: dict[str, float]
         else:
             item.difference = stats.difference(item.contrast)
         metrics.append(item)
-    return VariantResult(variant, ident, metrics)
+    return VariantResult(variant, ident, metrics, rule)
 
 
 def decide(results: Sequence[VariantResult], alpha: float) -> int:
@@ -237,7 +253,8 @@ ALPHA, MIN_CHANGE, MAX_SLOWDOWN = (VERDICT_LIMITS[name].default
 
 def compare_sides(base: Side, candidate: Side, *, alpha: float = ALPHA,
                   min_change: float = MIN_CHANGE, max_slowdown: float = MAX_SLOWDOWN,
-                  notes: Sequence[str] = ()) -> Comparison:
+                  notes: Sequence[str] = (), allow_different_machines: bool = False
+                  ) -> Comparison:
     """Compare each variant present on both sides. Raises UsageError when no variant is."""
     check_parameters(alpha, min_change, max_slowdown)
     limits = thresholds(min_change, max_slowdown)
@@ -254,7 +271,7 @@ def compare_sides(base: Side, candidate: Side, *, alpha: float = ALPHA,
                      else "only in base" if c_runs.empty else "no ok runs in base")
             not_compared.append(f"{variant} ({where})")
         else:
-            results.append(assess(variant, base, candidate, limits))
+            results.append(assess(variant, base, candidate, limits, allow_different_machines))
     if not results and not lost:
         raise UsageError("nothing to compare: no variant has ok runs in both base "
                          f"({', '.join(base.runs['variant'].unique())}) and candidate "
@@ -263,13 +280,14 @@ def compare_sides(base: Side, candidate: Side, *, alpha: float = ALPHA,
     return Comparison(base.info(), candidate.info(), alpha, min_change, max_slowdown, tests,
                       results, lost, not_compared,
                       list(notes) + _setting_notes(base, candidate),
-                      verdict_scope(pd.concat([base.runs, candidate.runs], ignore_index=True)))
+                      verdict_scope(pd.concat([base.runs, candidate.runs], ignore_index=True))
+                      + scope_warnings(result.speed for result in results))
 
 
 def compare(base: Sequence[Path], candidate: Sequence[Path], *, alpha: float = ALPHA,
             min_change: float = MIN_CHANGE, max_slowdown: float = MAX_SLOWDOWN,
-            allow_mixed: bool = False,
-            allow_duplicates: bool = False) -> Comparison:
+            allow_mixed: bool = False, allow_duplicates: bool = False,
+            allow_different_machines: bool = False) -> Comparison:
     """Load and check both sides (exit-2 errors before any test), then `compare_sides`."""
     check_parameters(alpha, min_change, max_slowdown)
     base_side = Side.load("base", base, allow_duplicates=allow_duplicates)
@@ -277,7 +295,21 @@ def compare(base: Sequence[Path], candidate: Sequence[Path], *, alpha: float = A
     markers = check_comparable(pd.concat([base_side.runs, candidate_side.runs],
                                          ignore_index=True), allow_mixed)
     return compare_sides(base_side, candidate_side, alpha=alpha, min_change=min_change,
-                         max_slowdown=max_slowdown, notes=markers)
+                         max_slowdown=max_slowdown, notes=markers + _same_sets(base, candidate),
+                         allow_different_machines=allow_different_machines)
+
+
+def _same_sets(base: Sequence[Path], candidate: Sequence[Path]) -> list[str]:
+    """A note when a result set stands on both sides: its runs are compared with
+    themselves, so `identical` then says nothing about a change between releases."""
+    candidates = {Path(path).expanduser().resolve() for path in candidate}
+    both = [Path(path).name for path in base if Path(path).expanduser().resolve() in candidates]
+    if not both:
+        return []
+    whole = len(both) == len(base) == len(candidates)
+    return [f"note: {'the candidate is the base itself' if whole else 'on both sides'} "
+            f"({', '.join(both)}): its runs are compared with themselves and agree by "
+            "construction; expected a candidate result set other than the base"]
 
 
 def _setting_notes(base: Side, candidate: Side) -> list[str]:

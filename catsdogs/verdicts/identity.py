@@ -45,6 +45,8 @@ class Identity:
     base_value: float | None = None
     candidate_value: float | None = None
     seed: int | None = None
+    #: The machine facts that differ between the sides (resultset.machines), when they do.
+    machines: str | None = None
     backends: tuple[str, str] | None = None  # (base, candidate) when they differ
 
     def text(self) -> str:
@@ -52,8 +54,10 @@ class Identity:
             return f"identical ({self.pairs} paired seed{'s' * (self.pairs != 1)})"
         if self.status == "diverged":
             where = f"epoch {self.epoch}" if self.epoch is not None else "the test metrics"
+            across = (f"; on different machines ({self.machines}): bit-identical numerics "
+                      "are not expected across them" if self.machines else "")
             return (f"diverged at {where} ({self.metric}, {self.base_value!r} -> "
-                    f"{self.candidate_value!r}; seed {self.seed})")
+                    f"{self.candidate_value!r}; seed {self.seed}){across}")
         if self.status == "unchecked":
             return "not checked (GPU run without --deterministic)"
         if self.status == "not comparable":

@@ -12,7 +12,6 @@ import dataclasses
 import json
 import math
 from collections.abc import Sequence
-from html import escape
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +19,13 @@ import pandas as pd
 from tabulate import tabulate
 
 from catsdogs import stats
-from catsdogs.errors import UsageError
-from catsdogs.fsutil import atomic_write
-from catsdogs.markup import html_table
+from catsdogs.errors import UsageError, quoted
+from catsdogs.fsutil import atomic_write, check_path_length
+from catsdogs.markup import ESCAPERS, html_table, html_text
 from catsdogs.resultset.comparable import variant_order
+from catsdogs.resultset.machines import NOT_COMPARABLE
+from catsdogs.resultset.outputs import check_output_path
+from catsdogs.training.machine import NOT_RECORDED
 from catsdogs.verdicts.compare import JSON_SCHEMA, METRICS, STEP, Comparison, MetricVerdict
 from catsdogs.verdicts.identity import Identity
 from catsdogs.verdicts.trend import Trend, release_name, trend_rows
@@ -99,28 +101,37 @@ def _reasons(comparison: Comparison) -> list[tuple[str, str]]:
 
 
 def _counts(comparison: Comparison) -> str:
-    return ", ".join(f"{comparison.count(v)} {v}" for v in stats.VERDICTS + ("identical",))
+    return ", ".join(f"{comparison.count(v)} {v}"
+                     for v in stats.VERDICTS + ("identical", NOT_COMPARABLE))
+
+
+def _escaper(fmt: str):
+    """Markdown escaping for `--format github`, plain-text escaping otherwise: every text
+    that came from a result set (names, versions, errors) goes through it."""
+    return ESCAPERS["github" if fmt == "github" else "plain"]
 
 
 def compare_text(comparison: Comparison, fmt: str = "github") -> str:
     """The human report: header, one table row per variant and metric, the reasons."""
-    lines = [f"base:      {_describe(comparison.base)}",
-             f"candidate: {_describe(comparison.candidate)}",
-             *comparison.scope,
+    shown = _escaper(fmt)
+    lines = [f"base:      {shown(_describe(comparison.base))}",
+             f"candidate: {shown(_describe(comparison.candidate))}",
+             *map(shown, comparison.scope),
              (f"rule: regression/improvement = change beyond {comparison.min_change:g} pts "
               f"accuracy or x{1 + comparison.max_slowdown / 100:.2f} step time AND Holm p < "
               f"{comparison.alpha:g} over {comparison.tests} tests; unchanged = "
               f"{1 - 2 * comparison.alpha:.0%} interval inside the threshold; else "
               "inconclusive (docs/verdicts.md)"), ""]
-    rows = _table_rows(comparison)
+    rows = [{key: shown(value) for key, value in row.items()}
+            for row in _table_rows(comparison)]
     if rows:
         lines += [tabulate(rows, headers="keys", tablefmt="github" if fmt == "github"
                            else "plain", disable_numparse=True), ""]
-    lines += [f"{verdict.upper() if verdict == 'regression' else verdict} {why}"
+    lines += [f"{verdict.upper() if verdict == 'regression' else verdict} {shown(why)}"
               for verdict, why in _reasons(comparison)]
     if comparison.not_compared:
-        lines.append("not compared: " + ", ".join(comparison.not_compared))
-    lines += comparison.notes
+        lines.append("not compared: " + shown(", ".join(comparison.not_compared)))
+    lines += map(shown, comparison.notes)
     lines.append(f"result: {_counts(comparison)}; {len(comparison.lost)} lost variant(s)")
     return "\n".join(lines)
 
@@ -129,16 +140,16 @@ def compare_html(comparison: Comparison) -> str:
     """The verdicts as an HTML fragment for the report's comparison section: the same rows
     and reasons as `compare_text`, every cell escaped (result-set names are user text)."""
     rows = _table_rows(comparison)
-    head = ("<p>base: " + escape(_describe(comparison.base)) + "<br>candidate: "
-            + escape(_describe(comparison.candidate)) + "</p>"
-            + "".join(f"<p>{escape(line)}</p>" for line in comparison.scope))
+    head = ("<p>base: " + html_text(_describe(comparison.base)) + "<br>candidate: "
+            + html_text(_describe(comparison.candidate)) + "</p>"
+            + "".join(f"<p>{html_text(line)}</p>" for line in comparison.scope))
     if not rows:
         return head + "<p>No variant is on both sides.</p>"
     table = html_table(list(rows[0]), [list(row.values()) for row in rows])
-    reasons = [f"<li><b>{escape(verdict)}</b> {escape(why)}</li>"
+    reasons = [f"<li><b>{html_text(verdict)}</b> {html_text(why)}</li>"
                for verdict, why in _reasons(comparison)]
     return (head + table + "<ul>" + "".join(reasons) + "</ul>"
-            + f"<p>result: {escape(_counts(comparison))} (rule: docs/verdicts.md)</p>")
+            + f"<p>result: {html_text(_counts(comparison))} (rule: docs/verdicts.md)</p>")
 
 
 def _describe(info: dict[str, Any]) -> str:
@@ -149,7 +160,8 @@ def _describe(info: dict[str, Any]) -> str:
                 if info.get(key)]
     return (f"{', '.join(info['result_sets'])} ({', '.join(software) or 'TF ?'}, "
             f"Keras {', '.join(info['keras_versions']) or '?'}, "
-            f"{', '.join(info['devices']) or '?'})")
+            f"{', '.join(info['devices']) or '?'}, "
+            f"machine {', '.join(info.get('machines') or [NOT_RECORDED])})")
 
 
 def verdict_entries(results: Sequence[Any], base: dict[str, Any], candidate: dict[str, Any]
@@ -183,10 +195,18 @@ def compare_json(comparison: Comparison, strict: bool = False) -> dict[str, Any]
 
 
 def check_json_path(path: Path | None) -> None:
-    """Before any work: the folder for --json must exist (nothing half-written later)."""
-    if path is not None and not Path(path).parent.is_dir():
-        raise UsageError(f"--json: folder {str(Path(path).parent)!r} does not exist; "
-                         "expected a path in an existing folder")
+    """Before any work: --json names a file that can be written, in an existing folder,
+    outside every result set and outside `runs/` (check_output_path), so nothing is
+    computed for a JSON that could not be written, and no set file is ever replaced."""
+    if path is None:
+        return
+    check_path_length("--json", path)
+    parent = Path(path).parent
+    if not parent.is_dir():
+        problem = "is a file, not a folder" if parent.exists() else "does not exist"
+        raise UsageError(f"--json: folder {quoted(parent)} {problem}; expected a path in an "
+                         "existing folder")
+    check_output_path("--json", path)
 
 
 def write_json(path: Path, document: dict[str, Any]) -> None:
@@ -210,6 +230,7 @@ def trend_text(trend: Trend, fmt: str = "github") -> str:
     """The trend table (per variant and release) and, per variant, its first change. With
     releases of several Keras backends the first column is `release` ('TF 2.21.0', 'jax
     0.10.2') and a line says that between backends only the statistics apply."""
+    shown = _escaper(fmt)
     mixed = len({row["backend"] for row in trend_rows(trend)}) > 1
     rows = [{"variant": row["variant"],
              **({"release": release_name(row["release"])} if mixed else {"TF": row["release"]}),
@@ -220,32 +241,36 @@ def trend_text(trend: Trend, fmt: str = "github") -> str:
              "numerics vs previous": row["numerics"],
              "accuracy vs previous": row["accuracy_verdict"],
              "step time vs previous": row["step_verdict"]} for row in trend_rows(trend)]
-    lines = [*trend.scope, "",
-             tabulate(rows, headers="keys", tablefmt="github" if fmt == "github" else "plain",
+    variants = variant_order(r["variant"] for r in rows)
+    lines = [*map(shown, trend.scope), "",
+             tabulate([{key: shown(value) for key, value in row.items()} for row in rows],
+                      headers="keys", tablefmt="github" if fmt == "github" else "plain",
                       disable_numparse=True), ""]
     if len(trend.releases) == 1:
-        lines.append(f"one release ({release_name(trend.releases[0].version)}): no trend")
+        lines.append(f"one release ({shown(release_name(trend.releases[0].version))}): "
+                     "no trend")
     else:
-        lines.append(f"releases in order: {' < '.join(r.version for r in trend.releases)}; "
-                     f"each compared with the one before ({trend.tests} tests, Holm, alpha "
-                     f"{trend.alpha:g}; rule in docs/verdicts.md)")
-        for variant in variant_order(r["variant"] for r in rows):
+        lines.append("releases in order: "
+                     + shown(' < '.join(r.version for r in trend.releases))
+                     + f"; each compared with the one before ({trend.tests} tests, Holm, "
+                       f"alpha {trend.alpha:g}; rule in docs/verdicts.md)")
+        for variant in variants:
             first = trend.first_change(variant)
-            lines.append(f"{variant}: " + (f"first change at {release_name(first[0])} ("
-                                           f"{', '.join(first[1])})" if first
-                                           else "no release changed accuracy or step time "
-                                                "(regression/improvement)"))
+            lines.append(shown(f"{variant}: ") + (
+                f"first change at {shown(release_name(first[0]))} ({', '.join(first[1])})"
+                if first else "no release changed accuracy or step time "
+                              "(regression/improvement)"))
             changed = [f"{release_name(after)} ({identity.text()})"
                        for after, identity in trend.numerics_changes(variant)]
             if changed:
-                lines.append(f"{variant}: numerics changed at " + "; ".join(changed))
+                lines.append(shown(f"{variant}: numerics changed at " + "; ".join(changed)))
     if trend.duplicates:
         lines.append("DUPLICATE seeds (--allow-duplicates; counted twice): "
-                     + ", ".join(dup.text() for dup in trend.duplicates))
+                     + shown(", ".join(dup.text() for dup in trend.duplicates)))
     if mixed:
         lines.append("Keras backends differ between releases: numerics are not comparable "
                      "across backends (no identity check), only the statistics apply")
-    lines += trend.notes
+    lines += map(shown, trend.notes)
     return "\n".join(lines)
 
 

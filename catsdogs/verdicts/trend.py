@@ -31,8 +31,9 @@ from catsdogs.resultset.comparable import (
     variant_order,
 )
 from catsdogs.resultset.describe import verdict_scope
+from catsdogs.resultset.load import load_result_sets
+from catsdogs.resultset.machines import scope_warnings
 from catsdogs.resultset.schema import is_missing
-from catsdogs.resultset.store import load_result_sets
 from catsdogs.verdicts.compare import (
     ACCURACY,
     ALPHA,
@@ -160,15 +161,15 @@ def _duplicates(release: Release) -> list[Duplicate]:
 
 def build_trend(result_sets: Sequence[Path], *, alpha: float = ALPHA,
                 min_change: float = MIN_CHANGE, max_slowdown: float = MAX_SLOWDOWN,
-                allow_mixed: bool = False,
-                allow_duplicates: bool = False) -> Trend:
-    """Load, check (step times against epochs.csv; each variant and seed once per
-    release unless allow_duplicates, then flagged), and compare neighbouring releases."""
+                allow_mixed: bool = False, allow_duplicates: bool = False,
+                allow_different_machines: bool = False) -> Trend:
+    """Load (the loader checks step times against epochs.csv), check each variant and
+    seed once per release (unless allow_duplicates, then flagged), and compare
+    neighbouring releases."""
     check_parameters(alpha, min_change, max_slowdown)
     runs, epochs, _ = load_result_sets(list(result_sets))
     runs = with_lines(runs)
     markers = check_comparable(runs, allow_mixed)
-    Side("all", runs, epochs).check_step_times()
     if ok_runs(runs).empty:
         raise UsageError("trend: no ok runs in the given result sets; expected at least one "
                          "finished run")
@@ -185,11 +186,22 @@ def build_trend(result_sets: Sequence[Path], *, alpha: float = ALPHA,
         shared = [v for v in variant_order(before.side.runs["variant"])
                   if len(before.side.ok(v)) and len(after.side.ok(v))]
         steps.append(Step(before.version, after.version,
-                          [assess(v, before.side, after.side, limits) for v in shared]))
+                          [assess(v, before.side, after.side, limits, allow_different_machines)
+                           for v in shared]))
     tests = decide([result for step in steps for result in step.results], alpha)
     duplicates = [text for release in releases for text in _duplicates(release)]
-    return Trend(releases, steps, alpha, min_change, max_slowdown, tests, duplicates, markers,
-                 verdict_scope(runs))
+    results = [result for step in steps for result in step.results]
+    return Trend(releases, steps, alpha, min_change, max_slowdown, tests, duplicates,
+                 markers + _not_comparable(steps),
+                 verdict_scope(runs) + scope_warnings(result.speed for result in results))
+
+
+def _not_comparable(steps: list[Step]) -> list[str]:
+    """'<variant> step time TF a -> b: not comparable: ...' for each step-time verdict the
+    machine rule withheld (the table shows only the word)."""
+    return [f"{result.variant} step time TF {step.before} -> {step.after}: {result.speed.reason}"
+            for step in steps for result in step.results
+            if result.speed is not None and not result.speed.allowed]
 
 
 def trend_rows(trend: Trend) -> list[dict[str, Any]]:
