@@ -192,3 +192,25 @@ def test_a_report_with_pictures_needs_no_tensorflow(backend, tmp_path, hidden):
                                str(tmp_path / "out")], environ)
     assert done.returncode == 0, done.stderr[-3000:]
     assert (tmp_path / "out" / "augmentation_preview.png").is_file()
+
+
+@pytest.mark.backend_extra
+def test_ab_puts_tensorflow_against_another_backend(tmp_path, hidden):
+    """`catsdogs ab` with the real worker on both sides: the base on TensorFlow, the
+    candidate on torch through its own CATSDOGS_BACKEND (as tox:torch sets it); each
+    side's record names its backend, and the same model ran on the same data."""
+    base, candidate = require_backend("tensorflow"), require_backend("torch")
+    environ = backend_env("tensorflow")
+    environ.pop("KERAS_BACKEND")
+    done = run_python(base, ["-m", "catsdogs", "ab", base, candidate, "--candidate-env",
+                             "CATSDOGS_BACKEND=torch", "--synthetic", "--limit", "4",
+                             "--variants", "model1", "--budget", "0.3", "--burst-steps", "5",
+                             "--json", str(tmp_path / "ab.json"),
+                             "--results-dir", str(tmp_path / "results")], environ)
+    assert done.returncode in (0, 1, 3), done.stderr[-3000:]
+    document = json.loads((tmp_path / "ab.json").read_text())
+    record = json.loads(Path(document["record"]).read_text())
+    assert record["provenance"]["base"]["backend"] == "tensorflow"
+    assert record["provenance"]["candidate"]["backend"] == "torch"
+    assert record["provenance"]["candidate"]["torch_version"]
+    assert "torch 2." in done.stdout and "TF 2." in done.stdout

@@ -20,7 +20,8 @@ from resultsets import copy_result_set, write_result_set
 from catsdogs.backend import apply_backend, parse_backend, recorded_backend
 from catsdogs.errors import UsageError
 from catsdogs.options import resolve
-from catsdogs.resultset.store import ResultSet, load_result_sets, read_set, software_label
+from catsdogs.resultset.load import load_result_sets, read_set
+from catsdogs.resultset.store import ResultSet, software_label
 
 ROOT = Path(__file__).resolve().parents[1]
 #: A committed schema-2 set (TF 2.21.0, before --backend existed; read, never written).
@@ -126,7 +127,8 @@ def test_resume_into_a_schema_2_set_writes_schema_2_rows(tmp_path):
     loaded = read_set(copy)
     row = {key: value for key, value in loaded.runs[0].items()
            if key not in ("schema_version", "result_set", "row_sha256")}
-    row.update(run_id="again", seed=9, backend="tensorflow", decoder="tf (dropped)")
+    row.update(run_id="again", seed=9, backend="tensorflow", decoder="tf (dropped)",
+               step_time_ms=None, step_time_ms_p90=None)  # no epochs given for it
     ResultSet.open(copy).append_run(row, [])
     after = read_set(copy)
     assert after.schema_version == 2 and (copy / "runs.csv").read_bytes().startswith(before)
@@ -136,7 +138,10 @@ def test_resume_into_a_schema_2_set_writes_schema_2_rows(tmp_path):
 def test_resume_with_another_backend_is_refused(tmp_path):
     from catsdogs.training.runner import check_resume
 
-    source = write_result_set(tmp_path / "a", variants=["baseline_cnn"], seeds=[0])
+    from catsdogs.training.machine import machine_facts
+
+    source = write_result_set(tmp_path / "a", variants=["baseline_cnn"], seeds=[0],
+                              machine=machine_facts())  # this machine: only the backend differs
     environment = json.loads((source / "environment.json").read_text())
     options = resolve({"resume": str(source), "backend": "jax", "epochs": "5"}, environ={})
     info = SimpleNamespace(fingerprint=environment["dataset_fingerprint"])
@@ -189,7 +194,7 @@ def test_compare_across_backends_gives_statistics_but_no_identity(tmp_path):
     assert "not comparable across Keras backends (tensorflow vs jax)" in text
     assert "statistics only" in text
     assert "note: backend differs (base tensorflow, candidate jax)" in text
-    assert "(jax 0.10.2, Keras 3.15.1, cpu)" in text
+    assert "(jax 0.10.2, Keras 3.15.1, cpu, machine " in text
     record = output.compare_json(across)["verdicts"][0]
     assert record["identity"]["status"] == "not comparable"
     assert record["candidate"]["backends"] == ["jax"]
@@ -243,3 +248,8 @@ def test_array_batches_reshuffle_every_pass_in_an_order_the_seed_fixes():
     fixed = array_batches(images, labels, batch_size=4, shuffle_seed=None)
     assert all(list(order) == labels for order in _passes(fixed, 2))
     assert len(one.take(2)) == 2
+    endless = one.repeat()
+    assert endless.num_batches is None and one.num_batches == 3
+    sequence = np.concatenate([endless[i][1] for i in range(6)])  # two passes, in order
+    again = array_batches(images, labels, batch_size=4, shuffle_seed=7)
+    assert np.array_equal(sequence, np.concatenate(_passes(again, 2)))

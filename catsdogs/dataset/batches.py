@@ -42,10 +42,24 @@ def _batches_class():
             self._order: np.ndarray | None = None
             self.passes = 0  # orders drawn so far (for tests and the reader of this code)
             self.max_batches: int | None = None  # set by `take`
+            self.endless = False  # set by `repeat`
+            self._pass_number = 0
 
         def __len__(self) -> int:
             batches = -(-len(self.labels) // self.batch_size)
             return batches if self.max_batches is None else min(batches, self.max_batches)
+
+        @property
+        def num_batches(self) -> int | None:
+            """Keras' question: how many batches a pass has (None: it never ends)."""
+            return None if self.endless else len(self)
+
+        def repeat(self):
+            """Every pass again without end, a new seeded order each (tf.data's `repeat`
+            after its reshuffling shuffle): the A/B tool's bursts of any length."""
+            again = type(self)(self.images, self.labels, self.batch_size, self.shuffle_seed)
+            again.endless = True
+            return again
 
         def take(self, count: int):
             """The first `count` batches of every pass, as tf.data's `take` (the speed
@@ -65,7 +79,11 @@ def _batches_class():
             return self._order
 
         def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-            if not 0 <= index < len(self):
+            if self.endless:  # batch `index` of the endless sequence: pass, then batch
+                pass_number, index = divmod(index, len(self))
+                if pass_number != self._pass_number:
+                    self._order, self._pass_number = None, pass_number
+            elif not 0 <= index < len(self):
                 raise IndexError(index)
             chosen = self._current_order()[index * self.batch_size:(index + 1) * self.batch_size]
             return self.images[chosen], self.labels[chosen]

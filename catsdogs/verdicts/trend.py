@@ -65,6 +65,7 @@ def release_label(run: pd.Series) -> str:
     """A run's release: its TF version on TensorFlow ('2.21.0', as before backends), else
     '<backend> <version>' ('jax 0.10.2', 'torch 2.13.0+cpu')."""
     backend = recorded_backend(run.get("backend"))
+    backend = backend if backend in BACKENDS else TENSORFLOW  # a name we do not know: by TF
     version = run.get("tf_version" if backend == TENSORFLOW else f"{backend}_version")
     version = "unknown" if is_missing(version) or version == "" else str(version)
     return version if backend == TENSORFLOW else f"{backend} {version}"
