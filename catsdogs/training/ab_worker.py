@@ -67,8 +67,6 @@ class Trainer:
         """Import the backend (TensorFlow: check the release), check the data, decode
         the images."""
         from catsdogs.backend import TENSORFLOW, parse_backend
-        from catsdogs.options import BenchOptions
-        from catsdogs.training import runner
 
         side_backend = os.environ.get("CATSDOGS_BACKEND", "").strip()
         options = dict(options, backend=parse_backend(side_backend) if side_backend
@@ -80,6 +78,9 @@ class Trainer:
                 raise NoTensorFlow(f"no TensorFlow in {sys.executable} ({type(exc).__name__}"
                                    f": {exc}); expected an interpreter with TensorFlow and "
                                    "catsdogs' dependencies installed") from None
+        from catsdogs.options import BenchOptions
+        from catsdogs.training import runner
+
         checked = BenchOptions(**{key: tuple(value) if isinstance(value, list) else value
                                   for key, value in options.items()})
         self.prepared, self.seed = runner.prepare(checked), seed
