@@ -136,9 +136,8 @@ def test_resume_into_a_schema_2_set_writes_schema_2_rows(tmp_path):
 
 
 def test_resume_with_another_backend_is_refused(tmp_path):
-    from catsdogs.training.runner import check_resume
-
     from catsdogs.training.machine import machine_facts
+    from catsdogs.training.runner import check_resume
 
     source = write_result_set(tmp_path / "a", variants=["baseline_cnn"], seeds=[0],
                               machine=machine_facts())  # this machine: only the backend differs
