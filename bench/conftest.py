@@ -204,12 +204,14 @@ def fresh_line(request) -> None:
 
 
 def pytest_benchmark_update_machine_info(config, machine_info):
-    """pytest-benchmark's machine id knows the CPU only; a TF benchmark needs the rest,
-    and the machine facts and fingerprint every row of our result sets carries."""
+    """pytest-benchmark's machine id knows the CPU only; a Keras benchmark needs the rest
+    (the backend and its versions included), and the machine facts and fingerprint every
+    row of our result sets carries."""
     from catsdogs.training import provenance
     facts = provenance.collect()
     machine_info["catsdogs"] = {key: facts.get(key, "") for key in (
-        "tf_version", "keras_version", "cuda_version", "cudnn_version", "device", "gpu_name",
+        "tf_version", "keras_version", "backend", "jax_version", "jaxlib_version",
+        "torch_version", "cuda_version", "cudnn_version", "device", "gpu_name",
         "gpu_count", "gpu_driver", "git_commit", "host", "machine")}
 
 

@@ -4,7 +4,9 @@ Each builder is a small function that returns an *uncompiled* Keras model with e
 the post's layers; `build_model(name)` checks the name, builds and compiles as the post
 does (Adam at its default learning rate, SparseCategoricalCrossentropy(from_logits=True),
 sparse categorical accuracy). The registry (names, aliases, order) imports no
-TensorFlow, so option parsing and reports stay fast; builders import it when called.
+TensorFlow, so option parsing and reports stay fast; builders import Keras when called.
+The builders use `keras` alone (catsdogs.backend.keras_module), so the same layers build
+on TensorFlow, JAX and PyTorch, with the same parameter counts (a test checks each).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import warnings
 from pathlib import Path
 from typing import Any, Callable
 
+from catsdogs.backend import keras_module
 from catsdogs.constants import IMAGE_SHAPE, IMAGE_SIZE_TEXT, NUM_CLASSES
 from catsdogs.errors import UsageError, WeightsError, quoted
 from catsdogs.fsutil import file_sha256, keras_cache_dir, path_kind
@@ -102,7 +105,7 @@ def _seeded(seed: int | None, offset: int) -> int | None:
 def data_augmentation(seed: int | None = None):
     """The post's augmentation: RandomFlip('horizontal_and_vertical') + RandomRotation(0.2),
     each with an explicit seed so a run is reproducible."""
-    from tensorflow import keras
+    keras = keras_module()
 
     return keras.Sequential([
         keras.layers.RandomFlip("horizontal_and_vertical", seed=_seeded(seed, 1)),
@@ -113,7 +116,7 @@ def data_augmentation(seed: int | None = None):
 def mobilenet_preprocessor():
     """The post's preprocessor: a small functional model around MobileNetV2's
     preprocess_input (scales [0, 255] to [-1, 1])."""
-    from tensorflow import keras
+    keras = keras_module()
 
     inputs = keras.Input(shape=IMAGE_SHAPE)
     outputs = keras.applications.mobilenet_v2.preprocess_input(inputs)
@@ -151,7 +154,7 @@ def _classifier(keras, seed: int | None) -> list:
 
 @register("baseline_cnn", "model1", "5-conv CNN, no augmentation (the post's model1)")
 def baseline_cnn(seed: int | None = None, **_: Any):
-    from tensorflow import keras
+    keras = keras_module()
 
     return keras.Sequential([keras.Input(shape=IMAGE_SHAPE), *_five_conv_block(keras),
                              *_classifier(keras, seed)], name="baseline_cnn")
@@ -159,7 +162,7 @@ def baseline_cnn(seed: int | None = None, **_: Any):
 
 @register("augmented_cnn", "model2", "model1 + random flip and rotation (the post's model2)")
 def augmented_cnn(seed: int | None = None, **_: Any):
-    from tensorflow import keras
+    keras = keras_module()
 
     return keras.Sequential([keras.Input(shape=IMAGE_SHAPE), data_augmentation(seed),
                              *_five_conv_block(keras), *_classifier(keras, seed)],
@@ -169,7 +172,7 @@ def augmented_cnn(seed: int | None = None, **_: Any):
 @register("preprocessed_cnn", "model3",
           "MobileNetV2 preprocess_input + augmentation + 2-conv head (the post's model3)")
 def preprocessed_cnn(seed: int | None = None, **_: Any):
-    from tensorflow import keras
+    keras = keras_module()
 
     return keras.Sequential([keras.Input(shape=IMAGE_SHAPE), mobilenet_preprocessor(),
                              data_augmentation(seed), *_two_conv_block(keras),
@@ -184,7 +187,7 @@ def transfer_mobilenetv2(seed: int | None = None, weights: str = "imagenet", **_
     its ImageNet statistics), as in the post. `weights='none'`: nothing pretrained to
     keep, so the whole base trains, BatchNorm included; a frozen random base would pass
     almost no signal (its features are ~1e-11) and sit at chance by construction."""
-    from tensorflow import keras
+    keras = keras_module()
 
     base = mobilenet_base(weights)
     inputs = keras.Input(shape=IMAGE_SHAPE)
@@ -231,7 +234,7 @@ def resolve_weights(weights: str, *, download: bool = True) -> str | None:
         return _verified(str(cached), spec)
     if not download:
         raise WeightsError(f"--weights imagenet: {quoted(cached)} is not there; " + _weights_hint())
-    from tensorflow import keras
+    keras = keras_module()
 
     try:
         path = keras.utils.get_file(spec.file, spec.url, cache_subdir="models",
@@ -260,7 +263,7 @@ def _verified(path: str, spec: PretrainedWeights) -> str:
 def mobilenet_base(weights: str = "imagenet"):
     """The MobileNetV2 feature extractor (include_top=False, 160x160x3): frozen when
     weights are loaded, trainable (from scratch) for 'none'."""
-    from tensorflow import keras
+    keras = keras_module()
 
     path = resolve_weights(weights)
     base = keras.applications.MobileNetV2(input_shape=IMAGE_SHAPE, include_top=False,
@@ -307,7 +310,7 @@ def weights_provenance(path: str | None) -> dict[str, Any]:
 
 def compile_model(model, *, jit_compile: bool = False):
     """Compile as the post: Adam (default learning rate), sparse CE from logits, accuracy."""
-    from tensorflow import keras
+    keras = keras_module()
 
     model.compile(optimizer=keras.optimizers.Adam(),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),

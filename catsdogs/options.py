@@ -14,6 +14,7 @@ import os
 import re
 from typing import Any, Callable
 
+from catsdogs.backend import BACKENDS, DEFAULT_BACKEND, TENSORFLOW, parse_backend
 from catsdogs.constants import BATCH_SIZE, SMOKE_EPOCHS
 from catsdogs.errors import UsageError
 from catsdogs.fsutil import check_path_length
@@ -218,6 +219,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("resume", "add only the missing (variant, seed) runs to this existing result set",
            None, _path("--resume"), "RESULT_SET"),
     Option("skip_bad_images", "skip unreadable images (recorded) instead of stopping"),
+    Option("backend", f"Keras backend that trains the models: {', '.join(BACKENDS)} (set as "
+           "KERAS_BACKEND before Keras loads)", DEFAULT_BACKEND, parse_backend, "B"),
 )
 
 #: Options of `catsdogs speed` only (bench/test_speed.py reads the same one).
@@ -300,6 +303,7 @@ class BenchOptions:
     shard: tuple[int, int] | None
     resume: str | None
     skip_bad_images: bool
+    backend: str = DEFAULT_BACKEND
 
     @property
     def smoke(self) -> bool:
@@ -364,9 +368,34 @@ def resolve(raw: dict[str, Any], environ: dict[str, str] | None = None,
             values["synthetic"] = False
         else:
             raise UsageError(f"{synthetic_src} and {data_src}: give one or the other, not both")
+    _check_backend_options(values, sources)
     values["variants"] = tuple(values["variants"])
     values["seeds"] = tuple(values["seeds"])
     return BenchOptions(**values)
+
+
+#: Options that exist only on TensorFlow: (option, its value there, what it is, the way
+#: other backends go instead).
+TENSORFLOW_ONLY = (
+    ("strategy", "mirrored", "tf.distribute's MirroredStrategy",
+     "jax and torch runs train on one device; pytest -n gives each worker its own GPU"),
+    ("xla", True, "jit_compile (XLA for TensorFlow)",
+     "jax compiles every training step with XLA anyway"),
+)
+
+
+def _check_backend_options(values: dict[str, Any], sources: dict[str, str | None]) -> None:
+    """Refuse, naming both sources, an option that only TensorFlow has on another
+    backend, instead of recording a run as something it was not."""
+    if values["backend"] == TENSORFLOW:
+        return
+    for name, value, what, instead in TENSORFLOW_ONLY:
+        if values[name] == value:
+            flag = sources[name] or OPTIONS_BY_NAME[name].flag
+            shown = flag if value is True else f"{flag} {value}"
+            raise UsageError(f"{shown} and {sources['backend']} {values['backend']}: {what} "
+                             f"exists on TensorFlow only; expected --backend tensorflow or "
+                             f"no {shown} ({instead})")
 
 
 def resolve_one(name: str, given: Any = None, environ: dict[str, str] | None = None) -> Any:

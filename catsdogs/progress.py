@@ -191,8 +191,10 @@ class Reporter:
         self._epoch_start = now  # until the next epoch begins, nothing is under way
 
     def keras_callback(self):
-        """A Keras callback that feeds this reporter (TensorFlow imported only here)."""
-        from tensorflow import keras
+        """A Keras callback that feeds this reporter (Keras imported only here)."""
+        from catsdogs.backend import keras_module
+
+        keras = keras_module()
 
         reporter = self
 

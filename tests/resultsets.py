@@ -136,6 +136,7 @@ def _run_row(variant: str, seed: int, index: int, epoch_rows: list[dict[str, Any
         **{key: env[key] for key in ("tf_version", "keras_version", "python_version",
                                      "cuda_version", "cudnn_version", "device", "gpu_name",
                                      "host", "git_commit")},
+        "backend": env.get("backend", "tensorflow"),  # as the runner records it
         "machine_fingerprint": (env.get("machine") or {}).get("fingerprint"),
         "started_utc": start.isoformat(timespec="seconds"),
         "finished_utc": (start + _dt.timedelta(minutes=5)).isoformat(timespec="seconds"),
@@ -225,11 +226,13 @@ def copy_result_set(source: str | Path, results_dir: str | Path, *,
                     step_scale: float = 1.0, accuracy_shift: float = 0.0,
                     variants: Iterable[str] | None = None,
                     tf_version: str | None = None,
-                    machine: dict[str, Any] | None | str = "same") -> Path:
+                    machine: dict[str, Any] | None | str = "same",
+                    columns: Mapping[str, Any] | None = None) -> Path:
     """A new result set with the same rows as `source`, except, for `variants` (default
     all): every step time x `step_scale` (images/s / `step_scale`), and test accuracy +
     `accuracy_shift` (a fraction; test_correct follows); with `machine` (facts, or None
-    for not recorded) every row on that machine. Written through the real writer."""
+    for not recorded) every row on that machine; `columns`: values set in every row and
+    in environment.json (e.g. another Keras backend). Written through the real writer."""
     source_set = ResultSet.open(source)
     env = source_set.environment()
     for key in ("schema_version", "result_set", "created_utc"):
@@ -238,6 +241,7 @@ def copy_result_set(source: str | Path, results_dir: str | Path, *,
         env["tf_version"] = tf_version
     if machine != "same":
         env["machine"] = machine
+    env.update(columns or {})
     target = ResultSet.create(results_dir, env, now=_next_time())
     chosen = set(variants) if variants is not None else None
     epochs = source_set.epochs()
@@ -248,6 +252,7 @@ def copy_result_set(source: str | Path, results_dir: str | Path, *,
             row["tf_version"] = tf_version
         if machine != "same":
             row["machine_fingerprint"] = (machine or {}).get("fingerprint", "")
+        row.update(columns or {})
         if row["status"] == "ok" and (chosen is None or row["variant"] in chosen):
             for key in ("step_time_ms", "step_time_ms_p90"):
                 row[key] = float(row[key]) * step_scale

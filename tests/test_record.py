@@ -10,15 +10,18 @@ import pytest
 
 from catsdogs.errors import ResultsError, UsageError
 from catsdogs.resultset.schema import EPOCH_COLUMNS, RUN_COLUMNS, SCHEMA_VERSION
-from catsdogs.resultset.store import ResultSet, result_set_name
+from catsdogs.resultset.store import ResultSet, result_set_name, software_label
 
 ENV = {"host": "test host", "tf_version": "2.21.0", "device_label": "cpu"}
 NOW = dt.datetime(2026, 11, 25, 12, 0, 0, tzinfo=dt.timezone.utc)
 
 
 def test_name_sorts_by_time_and_names_host_tf_and_device():
-    assert result_set_name(NOW, "test host", "2.21.0", "gpu-NVIDIA H100") == \
+    assert result_set_name(NOW, "test host", software_label({"tf_version": "2.21.0"}),
+                           "gpu-NVIDIA H100") == \
         "20261125T120000Z_test-host_tf2.21.0_gpu-NVIDIA-H100"
+    jax = software_label({"backend": "jax", "jax_version": "0.10.2", "tf_version": ""})
+    assert result_set_name(NOW, "h", jax, "cpu") == "20261125T120000Z_h_jax0.10.2_cpu"
 
 
 def test_required_columns_are_in_the_schema():

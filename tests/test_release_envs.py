@@ -22,6 +22,8 @@ from catsdogs.training import provenance
 
 REPO = Path(__file__).resolve().parents[1]
 RELEASE_ENVS = ("tf216", "tf217", "tf218", "tf219", "tf220", "tf221", "keras2")
+#: The Keras-backend envs: the bench on jax or torch, with no TensorFlow installed.
+BACKEND_ENVS = ("jax", "torch")
 
 
 # ---------------------------------------------------------------- the run-time guard
@@ -126,12 +128,25 @@ def _resolve(requirements: list[str], python: str, constraints: Path | None) -> 
 
 
 def _package_requirements(extras: list[str]) -> list[str]:
-    """The project's own dependencies and those of the env's extras, from pyproject."""
+    """The project's own dependencies and those of the env's extras, from pyproject; an
+    extra that names the project's own extras (`test` = `catsdogs-bench[tools,tensorflow]`)
+    is followed, as pip follows it."""
     import tomllib  # Python 3.11+; this test runs in CI on the bench envs' 3.11
+    from packaging.requirements import Requirement
+
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
-    wanted = list(project["dependencies"])
-    for extra in extras:
-        wanted += project["optional-dependencies"][extra]
+    wanted, todo, seen = list(project["dependencies"]), list(extras), set()
+    while todo:
+        extra = todo.pop()
+        if extra in seen:
+            continue
+        seen.add(extra)
+        for line in project["optional-dependencies"][extra]:
+            requirement = Requirement(line)
+            if requirement.name == project["name"]:
+                todo += sorted(requirement.extras)
+            else:
+                wanted.append(line)
     return wanted
 
 
@@ -151,13 +166,24 @@ def _as_tox_installs(env: dict[str, list[str]], workdir: Path) -> dict[str, str]
     return {**first, **second}
 
 
+def _deps_problems(name: str, deps: list[str], versions: dict[str, str]) -> list[str]:
+    """Every dep of the env within its range in what pip resolved."""
+    from packaging.requirements import Requirement
+
+    problems = []
+    for line in deps:
+        req = Requirement(line)
+        got = versions.get(req.name.lower())
+        if got is None or not req.specifier.contains(got, prereleases=True):
+            problems.append(f"{name}: {req} resolved to {got}")
+    return problems
+
+
 @pytest.mark.network
 def test_every_release_env_resolves_to_the_release_it_names(tmp_path):
     """For each env in the matrix: the TensorFlow pip would install is the env's
     CATSDOGS_EXPECT_TF (and the release in the env's name), and every dep's range holds
     (Keras within the env's bounds). The envs resolve in parallel: about a minute."""
-    from packaging.requirements import Requirement
-
     config = _tox_config(RELEASE_ENVS)
     for name in RELEASE_ENVS:
         (tmp_path / name).mkdir()
@@ -174,11 +200,36 @@ def test_every_release_env_resolves_to_the_release_it_names(tmp_path):
         mismatch = provenance.release_mismatch(expected, versions.get("tensorflow", "none"))
         if mismatch:
             problems.append(f"{name}: {mismatch}")
-        for line in config[name]["deps"]:
-            req = Requirement(line)
-            got = versions.get(req.name.lower())
-            if got is None or not req.specifier.contains(got, prereleases=True):
-                problems.append(f"{name}: {req} resolved to {got}")
+        problems += _deps_problems(name, config[name]["deps"], versions)
         print(f"{name}: tensorflow {versions.get('tensorflow')}, keras {versions.get('keras')}"
               f", tf-keras {versions.get('tf-keras', '-')}, numpy {versions.get('numpy')}")
     assert not problems, "\n".join(problems)
+
+
+@pytest.mark.network
+def test_the_backend_envs_install_their_backend_and_no_tensorflow(tmp_path):
+    """tox -e jax / -e torch: the backend pinned in deps, Keras in tf221's range, and no
+    TensorFlow anywhere in the resolution (the point of those envs)."""
+    config = _tox_config(BACKEND_ENVS)
+    problems = []
+    for name in BACKEND_ENVS:
+        (tmp_path / name).mkdir()
+        versions = _as_tox_installs(config[name], tmp_path / name)
+        set_env = dict(line.split("=", 1) for line in config[name]["set_env"])
+        if set_env.get("CATSDOGS_BACKEND") != name:
+            problems.append(f"{name}: CATSDOGS_BACKEND={set_env.get('CATSDOGS_BACKEND')!r}")
+        for unwanted in ("tensorflow", "tensorflow-cpu", "tf-keras"):
+            if unwanted in versions:
+                problems.append(f"{name}: installs {unwanted} {versions[unwanted]}")
+        problems += _deps_problems(name, config[name]["deps"], versions)
+        print(f"{name}: {name} {versions.get(name)}, keras {versions.get('keras')}, "
+              f"numpy {versions.get('numpy')}")
+    assert not problems, "\n".join(problems)
+
+
+def test_the_default_extras_still_install_tensorflow():
+    """`pip install -e '.[test]'` (the README's command) must keep installing TensorFlow."""
+    wanted = _package_requirements(["test"])
+    assert any(line.startswith("tensorflow") for line in wanted), wanted
+    assert not any(line.startswith("tensorflow") for line in _package_requirements(
+        ["jax", "tools"]) + _package_requirements(["torch", "tools"]))

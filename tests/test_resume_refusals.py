@@ -34,6 +34,7 @@ from test_resultset_format import _set_cell
 from catsdogs.dataset.scan import scan_dataset
 from catsdogs.errors import ResultsError, UsageError
 from catsdogs.resultset.load import load_result_sets
+from catsdogs.resultset.schema import SCHEMA_VERSION
 from catsdogs.resultset.store import ResultSet
 from catsdogs.training.machine import fingerprint, machine_facts
 
@@ -90,8 +91,10 @@ def _lock_folder(result_set: Path) -> None:
 
 RESUME_CASES = {
     # name: (damage(set), extra argv, fragments)
-    "newer schema": (lambda s: _json_edit(s / "environment.json", schema_version=4), [],
-                     ["--resume", "environment.json", "unknown schema_version '4'"]),
+    "newer schema": (lambda s: _json_edit(s / "environment.json",
+                                          schema_version=SCHEMA_VERSION + 1), [],
+                     ["--resume", "environment.json",
+                      f"unknown schema_version '{SCHEMA_VERSION + 1}'"]),
     "extra column": (lambda s: _append_text(s / "runs.csv", ",note", ",hello"), [],
                      ["--resume", "runs.csv", "extra column(s) note"]),
     "byte-order mark": (lambda s: (s / "runs.csv").write_bytes(

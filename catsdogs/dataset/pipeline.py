@@ -12,6 +12,13 @@ Decoding: every image is read, decoded (`tf.io.decode_image`, channels=3, as Ker
 rounded to uint8 and kept in memory (about 230 MB for all 3000 images), then reused by
 every epoch, variant and seed. The uncached pipeline (`cache=False`) decodes from the
 files on every pass and yields exactly the same bytes; a test holds the two together.
+
+Without TensorFlow (--backend jax or torch, whether or not TensorFlow is installed) the
+same steps run without it: catsdogs.dataset.decode_without_tf decodes into the same
+uint8 cache layout (the same bytes: all 3000 official images identical, measured by
+catsdogs.dataset.decoder_diff), catsdogs.dataset.batches feeds it to Keras. The splits
+are the same files; the shuffled order is not tf.data's (it cannot be reproduced without
+TensorFlow), and every row names its decoder.
 """
 
 from __future__ import annotations
@@ -25,8 +32,9 @@ from typing import Any, Callable
 
 import numpy as np
 
+from catsdogs.backend import uses_tensorflow
 from catsdogs.constants import BATCH_SIZE, CLASSES, IMAGE_SIZE, SPLIT_NAMES
-from catsdogs.dataset import scan
+from catsdogs.dataset import decode_without_tf, scan
 from catsdogs.errors import DataError, UsageError, quoted
 
 TEST_FRACTION = 192 / 1000  # the post's 6 test batches of 32, out of 1000 validation images
@@ -48,7 +56,7 @@ class Splits:
     files: dict[str, list[str]]  # split -> paths relative to data_dir
     labels: dict[str, list[int]]
     data_dir: Path
-    dataset: str  # "real" or "synthetic"
+    dataset: str  # "real", "synthetic" or "derived"
     fingerprint: str
     fingerprint_known: bool
     skipped: list[str]  # unreadable images left out under --skip-bad-images
@@ -188,7 +196,11 @@ def decode_files(root: Path, relpaths: list[str], image_size: tuple[int, int] = 
     an error unless `skip_bad`, in which case they are left out of the array.
     `progress(done, total)` hears of every batch decoded: the first pass over 3000 JPEGs
     takes a while on a small CPU, and a silent wait looks like a hang. The array returned
-    may be the cache's own, so it is read-only."""
+    may be the cache's own, so it is read-only. Without TensorFlow as the backend,
+    catsdogs.dataset.decode_without_tf decodes."""
+    if not uses_tensorflow():
+        return decode_without_tf.decode_files(root, relpaths, image_size, skip_bad=skip_bad,
+                                              progress=progress)
     import tensorflow as tf
 
     height, width = image_size
@@ -212,11 +224,8 @@ def decode_files(root: Path, relpaths: list[str], image_size: tuple[int, int] = 
                     _DECODED[(path, height, width)] = array
     bad_rel = [rel for rel, path in zip(relpaths, paths) if path in bad]
     if bad_rel and not skip_bad:
-        listing = "; ".join(f"{rel} ({bad[path][:80]})" for rel, path in zip(relpaths, paths)
-                            if path in bad)
-        raise DataError(f"{len(bad_rel)} unreadable image(s) in {quoted(root)}: {listing}; "
-                        "expected JPEG/PNG/GIF/BMP files: fix or remove them, or pass "
-                        "--skip-bad-images")
+        decode_without_tf.refuse_undecodable(root, [(rel, bad[path]) for rel, path
+                                                    in zip(relpaths, paths) if path in bad])
     if fresh is not None and missing == paths:
         return fresh, bad_rel  # every file new and once, in order: the array is the answer
     good = [_DECODED[(path, height, width)] for path in paths if path not in bad]
@@ -245,6 +254,27 @@ def check_images(root: Path, info, seeds, limit: int | None = None, *,
 def clear_decode_cache() -> None:
     """Forget every decoded image (the speed benchmark times a cold first pass)."""
     _DECODED.clear()
+    decode_without_tf.clear_cache()
+
+
+def decoder_name() -> str:
+    """The decoder this process uses, as rows record it (`decoder`)."""
+    if not uses_tensorflow():
+        return decode_without_tf.decoder_name()
+    import tensorflow as tf
+
+    return f"tf.io.decode_image + tf.image.resize bilinear (TensorFlow {tf.__version__})"
+
+
+def split_batches(images: np.ndarray, labels: list[int], *, batch_size: int,
+                  shuffle_seed: int | None):
+    """The cached batches of one split on this process's backend: tf.data on
+    TensorFlow, a Keras PyDataset of NumPy batches elsewhere (no TensorFlow needed)."""
+    if uses_tensorflow():
+        return cached_dataset(images, labels, batch_size=batch_size, shuffle_seed=shuffle_seed)
+    from catsdogs.dataset.batches import array_batches
+
+    return array_batches(images, labels, batch_size=batch_size, shuffle_seed=shuffle_seed)
 
 
 # ---------------------------------------------------------------- tf.data pipelines
@@ -310,12 +340,16 @@ def load_splits(data_dir, *, seed: int = 0, limit: int | None = None,
     info = info if info is not None else scan.scan_dataset(root, skip_bad=skip_bad_images)
     check_limit(limit, info.counts())
     chosen = partition(info.files, seed=seed, limit=limit)
-    import tensorflow as tf
+    if uses_tensorflow():
+        import tensorflow as tf
 
-    # tf.data derives the shuffle order from (global seed, op seed): pin both, so the
-    # order depends on `seed` alone, not on whatever ran earlier in this process. A
-    # dataset keeps its reshuffle state, so each run needs its own load_splits call.
-    tf.random.set_seed(seed)
+        # tf.data derives the shuffle order from (global seed, op seed): pin both, so the
+        # order depends on `seed` alone, not on whatever ran earlier in this process. A
+        # dataset keeps its reshuffle state, so each run needs its own load_splits call.
+        tf.random.set_seed(seed)
+    elif not cache:
+        raise UsageError("cache=False (decoding every pass) is a tf.data pipeline; expected "
+                         "cache=True without TensorFlow as the backend")
     # Unreadable files the scan left out (--skip-bad-images) are skipped for every run.
     skipped: list[str] = list(info.bad_files)
     datasets: dict[str, Any] = {}
@@ -336,8 +370,8 @@ def load_splits(data_dir, *, seed: int = 0, limit: int | None = None,
                             "expected at least one per split")
         shuffle_seed = seed if split == "train" else None
         if cache:
-            datasets[split] = cached_dataset(images, split_labels, batch_size=batch_size,
-                                             shuffle_seed=shuffle_seed)
+            datasets[split] = split_batches(images, split_labels, batch_size=batch_size,
+                                            shuffle_seed=shuffle_seed)
         else:
             datasets[split] = file_dataset(root, paths, split_labels, batch_size=batch_size,
                                            shuffle_seed=shuffle_seed, image_size=image_size)

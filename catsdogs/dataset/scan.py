@@ -30,6 +30,9 @@ KNOWN_FINGERPRINT = "7ecc68776f753fca008de8ee9d57ff4ad6d0550ec8c964be4c5090b0b5f
 #: The file `synthetic.make_synthetic` writes last into a generated set: its presence is
 #: what makes a folder "synthetic" everywhere (rows, reports, `catsdogs data`).
 MARKER = "SYNTHETIC"
+#: The file `derived.make_derived` writes last into a re-encoded copy (JSON: what it was
+#: made from, and how): its presence makes a folder "derived" everywhere.
+DERIVED_MARKER = "DERIVED"
 #: What `keras.utils.image_dataset_from_directory` reads (compared case-insensitively).
 IMAGE_EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
 
@@ -276,10 +279,18 @@ def is_synthetic(root: str | os.PathLike) -> bool:
     return (Path(root) / MARKER).is_file()
 
 
+def is_derived(root: str | os.PathLike) -> bool:
+    """True if `root` is a re-encoded copy made by `derived.make_derived` (its marker)."""
+    return (Path(root) / DERIVED_MARKER).is_file()
+
+
 def dataset_kind(root: str | os.PathLike) -> str:
-    """"synthetic" or "real": the one answer every row, report and check records, so a
-    result on generated images can never be labelled as the real task."""
-    return "synthetic" if is_synthetic(root) else "real"
+    """"synthetic", "derived" or "real": the one answer every row, report and check
+    records, so a result on generated images or on a re-encoded copy can never be
+    labelled as the real task on the official files."""
+    if is_synthetic(root):
+        return "synthetic"
+    return "derived" if is_derived(root) else "real"
 
 
 def describe(info: DatasetInfo) -> str:
@@ -290,6 +301,9 @@ def describe(info: DatasetInfo) -> str:
     if is_synthetic(info.root):
         lines.append("  SYNTHETIC: generated images, not cats and dogs; accuracy here says "
                      "nothing about the real task")
+    if is_derived(info.root):
+        lines.append("  DERIVED: a re-encoded 160x160 copy (see its DERIVED file), not the "
+                     "official files; its numbers are not comparable with theirs")
     header = f"  {'split':<12}" + "".join(f"{cls:>8}" for cls in CLASSES) + f"{'total':>8}"
     lines.append(header)
     for split in SPLITS:

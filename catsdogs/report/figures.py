@@ -214,10 +214,11 @@ LINESTYLES = ("-", "--", "-.", ":", (0, (5, 1)), (0, (3, 1, 1, 1)), (0, (1, 1)))
 
 def draw_trend(releases: Sequence[str], series: dict[str, dict[str, Any]],
                runs: pd.DataFrame) -> Any:
-    """Two panels over TensorFlow releases, per variant: test accuracy (mean and 95%
-    t-interval over seeds, as in the tables) and step time (median over seeds, from zero,
-    min–max whisker). `series[variant]`: {"x", "accuracy" (lists of per-seed values, %),
-    "step" (lists of per-seed ms), "changed" (x of releases where its numerics changed)}.
+    """Two panels over releases (named as given: 'TF 2.21.0', 'jax 0.10.2'), per variant:
+    test accuracy (mean and 95% t-interval over seeds, as in the tables) and step time
+    (median over seeds, from zero, min–max whisker). `series[variant]`: {"x", "accuracy"
+    (lists of per-seed values, %), "step" (lists of per-seed ms), "changed" (x of releases
+    where its numerics changed)}.
     Variants differ by colour, marker and line style, so the figure reads in greyscale."""
     figure, (acc_axis, step_axis) = new_figure(11, 4.6, ncols=2)
     acc_lows, acc_highs, step_highs = [CHANCE_PCT], [CHANCE_PCT], [0.0]
@@ -245,7 +246,7 @@ def draw_trend(releases: Sequence[str], series: dict[str, dict[str, Any]],
     _chance_line(acc_axis)
     for axis, ylabel in ((acc_axis, "test accuracy (%): mean, 95% t-interval"),
                          (step_axis, "training step (ms): median, min–max over seeds")):
-        axis.set_xticks(range(len(releases)), [f"TF {figure_text(v)}" for v in releases],
+        axis.set_xticks(range(len(releases)), [figure_text(v) for v in releases],
                         fontsize=8)
         axis.set_xlim(-0.5, len(releases) - 0.5)
         axis.set_ylabel(ylabel)
@@ -254,7 +255,9 @@ def draw_trend(releases: Sequence[str], series: dict[str, dict[str, Any]],
     _fit_limits(step_axis, [0.0], step_highs, floor=0.0)
     _legend_below(figure, acc_axis)
     one = " (one release: no trend)" if len(releases) == 1 else ""
-    titled(figure, f"Test accuracy and step time across TensorFlow releases{one}", runs)
+    across = ("TensorFlow releases" if all(r.startswith("TF ") for r in releases)
+              else "releases and Keras backends (numerics not comparable across backends)")
+    titled(figure, f"Test accuracy and step time across {across}{one}", runs)
     return figure
 
 

@@ -98,7 +98,9 @@ def caption(summary: pd.DataFrame, items: list[tuple[str, str]], columns: Sequen
         f"seed{'s' if ',' in facts['seeds'] else ''} "
         f"{latex_text(facts['seeds'])}; batch {latex_text(facts['batch size'])}.",
         f"TensorFlow {latex_text(facts['TensorFlow'])}, Keras {latex_text(facts['Keras'])}, "
-        f"{latex_text(facts['device'])}.",
+        f"{latex_text(facts['device'])}."
+        + (f" Keras backend: {latex_text(facts['Keras backend'])}." if "Keras backend" in facts
+           else ""),
     ]
     for label, text in items:
         if label == "warning":

@@ -1,8 +1,10 @@
 """Pictures of the dataset itself: the post's sample grid and its augmentation preview.
 
-The only renderer that imports TensorFlow (the preview runs the very augmentation layers
+The only renderer that imports Keras (the preview runs the very augmentation layers
 model2-model4 train with), and only when a preview is drawn; `report` imports this
-module only when a dataset folder is at hand, so a report from CSVs stays TF-free.
+module only when a dataset folder is at hand, so a report from CSVs stays TF-free. On a
+machine without TensorFlow the preview runs on the Keras backend that is installed
+(catsdogs.backend.choose_installed_backend) and its title names it.
 """
 
 from __future__ import annotations
@@ -80,9 +82,13 @@ def sample_grid(data_dir: Path, out: Path) -> list[Path]:
 def augmentation_preview(data_dir: Path, out: Path, seed: int = 0) -> list[Path]:
     """One training image and eight flipped and rotated versions of it, made by the very
     augmentation layers model2-model4 train with (RandomFlip('horizontal_and_vertical')
-    and RandomRotation(0.2), seeded). Imports TensorFlow."""
+    and RandomRotation(0.2), seeded). Imports Keras, on TensorFlow where it is installed."""
+    from catsdogs.backend import TENSORFLOW, choose_installed_backend, keras_module
     from catsdogs.constants import IMAGE_SHAPE
     from catsdogs.models import data_augmentation
+
+    backend = choose_installed_backend()
+    to_numpy = keras_module().ops.convert_to_numpy
 
     data_dir = Path(data_dir)
     path = _first_images(data_dir / "train" / "dogs", 1)[0]
@@ -93,11 +99,12 @@ def augmentation_preview(data_dir: Path, out: Path, seed: int = 0) -> list[Path]
         if i == 0:
             shown, title = image, "original"
         else:  # each call draws a new flip and angle from the layers' seeded generators
-            shown = np.asarray(augment(image[None], training=True))[0]
+            shown = to_numpy(augment(image[None], training=True))[0]
             title = f"augmented #{i}"
         axis.imshow(np.clip(shown, 0, 255).astype("uint8"))
         axis.set_title(title, fontsize=8)
         axis.axis("off")
     figure.suptitle(f"{figure_text(path.name)}: RandomFlip + RandomRotation(0.2), seed {seed}"
+                    + ("" if backend == TENSORFLOW else f" (Keras on {backend})")
                     + _dataset_note(data_dir), fontsize=9)
     return save_figure(figure, out, "augmentation_preview")

@@ -59,8 +59,9 @@ def datasets(runs: pd.DataFrame) -> list[str]:
         known = row["dataset_fingerprint_known"]
         official = {True: "official", False: "NOT the official set"}.get(known, "unchecked")
         kind = {"real": "real cats_and_dogs_filtered",
-                "synthetic": "SYNTHETIC images (not photographs)"}.get(row["dataset"],
-                                                                         row["dataset"])
+                "synthetic": "SYNTHETIC images (not photographs)",
+                "derived": "DERIVED copy of cats_and_dogs_filtered (re-encoded 160x160 JPEGs)",
+                }.get(row["dataset"], row["dataset"])
         text = f"{kind} ({official}, fingerprint {short_fingerprint(row['dataset_fingerprint'])})"
         limit = row["limit"]
         text += ", all images" if is_missing(limit) else \
@@ -115,15 +116,47 @@ def data_scope(runs: pd.DataFrame) -> str:
     return f"{'; '.join(datasets(runs))}; {epochs_text(runs) or '?'} epochs"
 
 
+#: How a backend is named where people read it.
+BACKEND_NAMES = {"tensorflow": "TensorFlow", "jax": "JAX", "torch": "PyTorch"}
+
+
+def backends(runs: pd.DataFrame) -> list[str]:
+    """'JAX 0.10.2 (jaxlib 0.10.2)', 'PyTorch 2.13.0+cpu' per distinct backend other
+    than TensorFlow (whose version the TensorFlow item already names); [] for TF only."""
+    if "backend" not in runs.columns:
+        return []
+    out = []
+    for _, row in runs.drop_duplicates(["backend", "jax_version", "jaxlib_version",
+                                        "torch_version"]).iterrows():
+        backend = row["backend"]
+        if is_missing(backend) or backend == "tensorflow":
+            continue
+        version = row.get(f"{backend}_version")
+        text = f"{BACKEND_NAMES.get(backend, backend)} {version or '?'}"
+        if backend == "jax" and row.get("jaxlib_version"):
+            text += f" (jaxlib {row['jaxlib_version']})"
+        out.append(text)
+    return list(dict.fromkeys(out))
+
+
+def software_text(runs: pd.DataFrame) -> str:
+    """'TF 2.21.0, Keras 3.15.1', and for runs on another backend 'Keras 3.15.1 on JAX
+    0.10.2 (jaxlib 0.10.2)': a caption says the backend whenever it is not TensorFlow."""
+    keras = ", ".join(unique(runs, "keras_version")) or "?"
+    tf = ", ".join(unique(runs, "tf_version"))
+    others = backends(runs)
+    if not others:
+        return f"TF {tf or '?'}, Keras {keras}"
+    return (f"TF {tf}, " if tf else "") + f"Keras {keras} on {', '.join(others)}"
+
+
 def scope_line(runs: pd.DataFrame) -> str:
     """One line of data scope for a figure subtitle: dataset, limit, epochs, seeds,
     software and device."""
     seed_list = seeds(runs)
-    tf = ", ".join(unique(runs, "tf_version")) or "?"
-    keras = ", ".join(unique(runs, "keras_version")) or "?"
     return (f"{data_scope(runs)}; "
             f"seed{'s' if len(seed_list) != 1 else ''} {', '.join(map(str, seed_list))}; "
-            f"TF {tf}, Keras {keras}, {'; '.join(devices(runs))}")
+            f"{software_text(runs)}, {'; '.join(devices(runs))}")
 
 
 def failures(runs: pd.DataFrame, limit: int = 3) -> list[str]:
@@ -151,8 +184,12 @@ def provenance_items(runs: pd.DataFrame, environments: Sequence[dict[str, Any]],
     flags = [flag for flag in ("deterministic", "mixed_precision", "xla")
              if runs[flag].map(lambda value: value is True).any()]
     items = [("warning", text) for text in warnings(runs, markers)]
+    if backends(runs):
+        items.append(("Keras backend", ", ".join(
+            [BACKEND_NAMES["tensorflow"]] * bool(unique(runs, "tf_version")) + backends(runs))))
     items += [
-        ("TensorFlow", ", ".join(unique(runs, "tf_version", environments)) or "unknown"),
+        ("TensorFlow", ", ".join(unique(runs, "tf_version", environments))
+         or ("not used" if backends(runs) else "unknown")),
         ("Keras", ", ".join(unique(runs, "keras_version", environments)) or "unknown"),
         ("Python", ", ".join(unique(runs, "python_version", environments)) or "unknown"),
         ("device", "; ".join(devices(runs)) or "unknown"),
@@ -161,7 +198,9 @@ def provenance_items(runs: pd.DataFrame, environments: Sequence[dict[str, Any]],
         ("seeds", ", ".join(map(str, seeds(runs)))),
         ("epochs", epochs_text(runs)),
         ("batch size", ", ".join(str(b) for b in sorted(runs["batch_size"].dropna().unique()))),
-        ("options on", ", ".join(flags) or "none (float32, no XLA, non-deterministic ops)"),
+        ("options on", (", ".join(flags) or "none (float32, no XLA, non-deterministic ops)")
+         + ("; on JAX every step is XLA-compiled (jax.jit) whatever --xla says"
+            if "jax" in unique(runs, "backend") else "")),
         ("git commit", ", ".join(commits) or "unknown"),
         ("hosts", ", ".join(unique(runs, "host", environments)) or "unknown"),
         ("result sets", ", ".join(unique(runs, "result_set")

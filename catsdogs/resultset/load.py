@@ -23,6 +23,7 @@ from catsdogs.resultset.schema import (
     ENVIRONMENT_JSON,
     EPOCH_COLUMNS,
     EPOCHS_CSV,
+    IMPLIED_IN_OLDER,
     ROW_CHECK,
     RUN_COLUMNS,
     RUNS_CSV,
@@ -141,6 +142,8 @@ def _read_table(path: Path, columns: tuple[str, ...], current: tuple[str, ...],
     for line, cells in _raw_rows(path, columns, version):
         where = f"{quoted(path)}: line {line}"
         row: dict[str, Any] = dict.fromkeys(current)
+        row.update((column, value) for column, value in IMPLIED_IN_OLDER.items()
+                   if column in current and column not in columns)
         row.update((column, typed_cell(cell, column, where))
                    for column, cell in zip(columns, cells))
         if row["schema_version"] != version:

@@ -20,7 +20,7 @@ import pandas as pd
 
 from catsdogs.errors import ResultsError
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 
 def is_missing(value: Any) -> bool:
@@ -75,6 +75,8 @@ COLUMNS: dict[str, Column] = {
     **_columns("float", "MiB", "peak_rss_mb gpu_peak_mb"),
     "started_utc": Column("time", "ISO 8601"),
     "finished_utc": Column("time", "ISO 8601"),
+    # The backend block (version 4): which Keras backend trained, its versions, the decoder.
+    **_columns("text", "—", "backend jax_version jaxlib_version torch_version decoder"),
 }
 
 _RUN_COLUMNS_V1: tuple[str, ...] = (
@@ -126,13 +128,28 @@ def _v3(runs: tuple[str, ...], epochs: tuple[str, ...]
     return runs, _inserted(epochs, "step_ms_median", "process_cpu_s", "other_cpu_s", "steal_s")
 
 
+#: The Keras backend of a run and what it ran on (issue 21), beside keras_version.
+BACKEND_COLUMNS = ("backend", "jax_version", "jaxlib_version", "torch_version", "decoder")
+
+
+def _v4(runs: tuple[str, ...], epochs: tuple[str, ...]
+        ) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Version 4 adds BACKEND_COLUMNS to runs.csv after `keras_version` (epochs.csv is
+    unchanged)."""
+    return _inserted(runs, "keras_version", *BACKEND_COLUMNS), epochs
+
+
 _V2 = (_v2(_RUN_COLUMNS_V1, "dataset_fingerprint_known"), _v2(_EPOCH_COLUMNS_V1, None))
 #: version -> (runs.csv columns, epochs.csv columns). Every version here stays readable.
 SCHEMAS: dict[int, tuple[tuple[str, ...], tuple[str, ...]]] = {
     1: (_RUN_COLUMNS_V1, _EPOCH_COLUMNS_V1),
     2: _V2,
     3: _v3(*_V2),
+    4: _v4(*_v3(*_V2)),
 }
+#: What a column means in a set whose version lacks it, where that is a fact rather than
+#: a guess: before --backend, every run trained on TensorFlow.
+IMPLIED_IN_OLDER: dict[str, Any] = {"backend": "tensorflow"}
 RUN_COLUMNS, EPOCH_COLUMNS = SCHEMAS[SCHEMA_VERSION]
 
 RUNS_CSV = "runs.csv"

@@ -69,11 +69,20 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9.-]+", "-", text)[:_SLUG_MAX].strip("-") or "unknown"
 
 
-def result_set_name(now: _dt.datetime, host: str, tf_version: str, device: str) -> str:
-    """`<UTC yyyymmddTHHMMSSZ>_<host>_tf<version>_<device>`: sorts by time, and says where
+def result_set_name(now: _dt.datetime, host: str, software: str, device: str) -> str:
+    """`<UTC yyyymmddTHHMMSSZ>_<host>_<software>_<device>`: sorts by time, and says where
     and on what it ran, so a new TF version or machine never writes over an old set."""
     stamp = now.astimezone(_dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    return f"{stamp}_{_slug(host)}_tf{_slug(tf_version)}_{_slug(device)}"
+    return f"{stamp}_{_slug(host)}_{_slug(software)}_{_slug(device)}"
+
+
+def software_label(environment: dict[str, Any]) -> str:
+    """What a set's name says it ran on: `tf<version>` on TensorFlow (as before
+    --backend), `jax<version>` or `torch<version>` on the others."""
+    backend = environment.get("backend") or "tensorflow"
+    if backend == "tensorflow":
+        return "tf" + str(environment.get("tf_version", "unknown"))
+    return backend + str(environment.get(f"{backend}_version") or "unknown")
 
 
 # ---------------------------------------------------------------- cells and rows
@@ -167,7 +176,7 @@ class ResultSet:
         runs_root = made_runs_root(results_dir)
         now = now or _dt.datetime.now(_dt.timezone.utc)
         base = result_set_name(now, environment.get("host", socket.gethostname()),
-                               environment.get("tf_version", "unknown"),
+                               software_label(environment),
                                environment.get("device_label",
                                                environment.get("device", "unknown")))
         try:

@@ -30,8 +30,9 @@ from catsdogs.training.ab import (
 SCHEMA = "catsdogs-ab/1"
 RECORD_SCHEMA = "catsdogs-ab-record/1"
 #: Provenance fields shown for each side in --json (the record keeps all of them).
-SIDE_FACTS = ("tf_version", "keras_version", "python_version", "cuda_version",
-              "cudnn_version", "device", "gpu_name", "host", "git_commit")
+SIDE_FACTS = ("tf_version", "keras_version", "backend", "jax_version", "torch_version",
+              "python_version", "cuda_version", "cudnn_version", "device", "gpu_name", "host",
+              "git_commit")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -171,7 +172,10 @@ def _side_line(result: ABResult, index: int) -> str:
     side = _side(result, index)
     variables = " ".join(f"{k}={v}" for k, v in result.environments[index].variables.items()
                          if k not in ("PATH", "VIRTUAL_ENV") and not k.startswith("TOX_"))
-    return (f"{ROLES[index]:<9} {side['spec']}: TF {side['tf_version'] or '?'}, Keras "
+    backend = side.get("backend") or "tensorflow"
+    software = (f"TF {side['tf_version'] or '?'}" if backend == "tensorflow"
+                else f"{backend} {side.get(backend + '_version') or '?'}")
+    return (f"{ROLES[index]:<9} {side['spec']}: {software}, Keras "
             f"{side['keras_version'] or '?'}, Python {side['python_version'] or '?'}, "
             f"{side['device'] or '?'}" + (f" [{variables}]" if variables else ""))
 

@@ -6,10 +6,13 @@ one answer each, `{"ok": true, ...}` or `{"ok": false, "kind": "usage"|"no_tenso
 "crash", "error": "<one line>"}`:
 
     {"op": "start", "options": {...BenchOptions...}, "seed": S}
-        imports TensorFlow (refused when it is missing, or another release than
-        CATSDOGS_EXPECT_TF names), checks and decodes the data once as `catsdogs run`
-        does (`runner.prepare`, `runner.load_data`) and answers with the provenance
-        (`environment`) and the data (`data`: dataset, fingerprint, image counts);
+        on the side's Keras backend (its own CATSDOGS_BACKEND when its environment sets
+        one, e.g. tox:jax or --candidate-env CATSDOGS_BACKEND=torch, else the options'),
+        imports TensorFlow where that is the backend (refused when it is missing, or
+        another release than CATSDOGS_EXPECT_TF names), checks and decodes the data once
+        as `catsdogs run` does (`runner.prepare`, `runner.load_data`) and answers with the
+        provenance (`environment`) and the data (`data`: dataset, fingerprint, image
+        counts);
     {"op": "build", "variant": NAME}
         builds and compiles the variant as a run does (seeded; `models.build_model`) and
         answers its parameter counts (`params`);
@@ -61,13 +64,21 @@ class Trainer:
         self.seed = 0
 
     def start(self, options: dict[str, Any], seed: int) -> dict[str, Any]:
-        """Import TensorFlow, check the release and the data, decode the images."""
-        try:
-            import tensorflow  # noqa: F401
-        except ImportError as exc:
-            raise NoTensorFlow(f"no TensorFlow in {quoted(sys.executable)} ({type(exc).__name__}: "
-                               f"{exc}); expected an interpreter with TensorFlow and "
-                               "catsdogs' dependencies installed") from None
+        """Import the backend (TensorFlow: check the release), check the data, decode
+        the images."""
+        from catsdogs.backend import TENSORFLOW, parse_backend
+
+        side_backend = os.environ.get("CATSDOGS_BACKEND", "").strip()
+        options = dict(options, backend=parse_backend(side_backend) if side_backend
+                       else options.get("backend", TENSORFLOW))
+        if options["backend"] == TENSORFLOW:
+            try:
+                import tensorflow  # noqa: F401
+            except ImportError as exc:
+                raise NoTensorFlow(f"no TensorFlow in {quoted(sys.executable)} "
+                                   f"({type(exc).__name__}"
+                                   f": {exc}); expected an interpreter with TensorFlow and "
+                                   "catsdogs' dependencies installed") from None
         from catsdogs.options import BenchOptions
         from catsdogs.training import runner
 
@@ -88,13 +99,12 @@ class Trainer:
     def build(self, variant: str) -> dict[str, Any]:
         """The variant, seeded and compiled as `train_run` builds it; the previous model
         is dropped first."""
-        from tensorflow import keras
-
+        from catsdogs.backend import keras_module
         from catsdogs.models import build_model, get_variant, parameter_counts
         from catsdogs.training.train import seed_everything
 
         self.model = None
-        keras.backend.clear_session()
+        keras_module().backend.clear_session()
         seed_everything(self.seed)
         name = get_variant(variant).name
         self.model = build_model(name, weights=self.prepared.options.weights, seed=self.seed)

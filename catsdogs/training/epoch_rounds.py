@@ -80,8 +80,10 @@ class EpochGate:
             raise RunEnded("the run ended during this round")
 
     def keras_callback(self):
-        """The callback that gates a fit (TensorFlow imported only here)."""
-        from tensorflow import keras
+        """The callback that gates a fit (Keras imported only here)."""
+        from catsdogs.backend import keras_module
+
+        keras = keras_module()
 
         gate = self
 

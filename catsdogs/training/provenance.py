@@ -20,27 +20,32 @@ import sys
 from pathlib import Path
 from typing import Any, Mapping
 
+from catsdogs.backend import TENSORFLOW, active_backend
 from catsdogs.errors import UsageError
+from catsdogs.training import backend_provenance
 from catsdogs.training.devices import nvidia_smi
 from catsdogs.training.machine import machine_facts
 
 EXPECT_TF_ENV = "CATSDOGS_EXPECT_TF"
+COMMIT_ENV = "CATSDOGS_GIT_COMMIT"
 
 
 def git_commit(start: Path | None = None) -> str:
-    """The commit of the checkout we run from, '+dirty' when it has uncommitted changes;
-    '' outside a git checkout."""
+    """The commit of the checkout we run from, '+dirty' when it has uncommitted changes.
+    Outside a git checkout (a copy of the tree carried to a machine without git, as
+    scripts/gpu_backends.sh does) the commit that copy was made from, when the copy says
+    so in CATSDOGS_GIT_COMMIT; else ''."""
     cwd = start or Path(__file__).resolve().parent
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True,
                                 text=True, timeout=10).stdout.strip()
         if not commit:
-            return ""
+            return os.environ.get(COMMIT_ENV, "").strip()
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
                                cwd=cwd, capture_output=True, text=True, timeout=10).stdout
         return commit + ("+dirty" if dirty.strip() else "")
-    except (OSError, subprocess.SubprocessError):
-        return ""
+    except (OSError, subprocess.SubprocessError):  # no git at all
+        return os.environ.get(COMMIT_ENV, "").strip()
 
 
 def _nvidia_smi(query: str) -> str:
@@ -64,7 +69,11 @@ def keras_version(keras) -> str:
 
 
 def software() -> dict[str, Any]:
-    """TF/Keras/Python versions and the CUDA/cuDNN TensorFlow was built against."""
+    """TF/Keras/Python versions and the CUDA/cuDNN TensorFlow was built against; on JAX
+    or PyTorch their versions instead (catsdogs.training.backend_provenance)."""
+    backend = active_backend()
+    if backend != TENSORFLOW:
+        return backend_provenance.software(backend)
     import tensorflow as tf
     from tensorflow import keras
 
@@ -76,23 +85,32 @@ def software() -> dict[str, Any]:
     return {"tf_version": tf.__version__, "keras_version": keras_version(keras),
             "python_version": platform.python_version(),
             "cuda_version": str(build.get("cuda_version", "") or ""),
-            "cudnn_version": str(build.get("cudnn_version", "") or "")}
+            "cudnn_version": str(build.get("cudnn_version", "") or ""),
+            "backend": TENSORFLOW, "jax_version": "", "jaxlib_version": "", "torch_version": ""}
 
 
 def device() -> dict[str, Any]:
     """What the models run on: 'gpu' with its name, count and driver, else 'cpu'."""
+    backend = active_backend()
+    if backend != TENSORFLOW:
+        count, name = backend_provenance.gpus(backend)
+        return gpu_facts(count, name) if count else _cpu_facts()
     import tensorflow as tf
 
     gpus = tf.config.list_physical_devices("GPU")
     if not gpus:
-        return {"device": "cpu", "gpu_name": "", "gpu_count": 0, "gpu_driver": "",
-                "cpu": platform.processor() or platform.machine()}
+        return _cpu_facts()
     name = ""
     try:
         name = tf.config.experimental.get_device_details(gpus[0]).get("device_name", "")
     except Exception:  # older TF or an unusual device
         name = ""
     return gpu_facts(len(gpus), name)
+
+
+def _cpu_facts() -> dict[str, Any]:
+    return {"device": "cpu", "gpu_name": "", "gpu_count": 0, "gpu_driver": "",
+            "cpu": platform.processor() or platform.machine()}
 
 
 def gpu_facts(count: int, tf_name: str) -> dict[str, Any]:

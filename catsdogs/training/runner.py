@@ -17,6 +17,7 @@ import signal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
+from catsdogs.backend import DEFAULT_BACKEND, apply_backend, is_out_of_memory, keras_module
 from catsdogs.constants import IMAGE_SIZE_TEXT
 from catsdogs.dataset import fetch, scan
 from catsdogs.errors import ResultsError, UsageError, quoted
@@ -94,7 +95,7 @@ class Prepared:
     options: BenchOptions
     data_dir: Path
     info: Any  # scan.DatasetInfo
-    dataset: str  # "real" | "synthetic"
+    dataset: str  # "real", "synthetic" or "derived"
     environment: dict[str, Any]
     resumed: LoadedSet | None = None  # the --resume set, as checked before anything ran
 
@@ -155,6 +156,11 @@ def check_resume(options: BenchOptions, dataset: str, info: Any) -> LoadedSet:
             raise UsageError(f"--resume {quoted(options.resume)}: it was run with "
                              f"{key}={old[key]!r}, this session has "
                              f"{getattr(options, key)!r}; expected the same")
+    backend = old.get("backend", DEFAULT_BACKEND)  # sets before --backend ran on TensorFlow
+    if backend != options.backend:
+        raise UsageError(f"--resume {quoted(options.resume)}: it was run with "
+                         f"backend={backend!r}, this session has {options.backend!r}; "
+                         "expected the same (one result set holds one backend)")
     check_same_machine(options.resume, recorded.get("machine"), machine_facts())
     return loaded
 
@@ -203,9 +209,11 @@ def prepare(options: BenchOptions,
     presence first, without TensorFlow, so a mistake is reported in a second and nothing
     is written; then provenance, whether the weights fit model4, and every image the
     session will use."""
-    from catsdogs.dataset.pipeline import check_images, check_limit
+    from catsdogs.dataset.pipeline import check_images, check_limit, decoder_name
     from catsdogs.models import get_variant, resolve_weights
 
+    # Before anything can import Keras: it reads its backend once, at its first import.
+    apply_backend(options.backend, deterministic=options.deterministic)
     if not options.resume:  # first: a synthetic set or a download is made only after it
         check_writable(options.results_dir)
     data_dir = resolve_data_dir(options, progress)
@@ -231,6 +239,7 @@ def prepare(options: BenchOptions,
         "dataset_changes": info.changes,
         "non_image_files": len(info.non_image_files),
         "skipped_images": skipped,
+        "decoder": decoder_name(),
     })
     return Prepared(options, Path(data_dir), info, dataset, environment, resumed)
 
@@ -243,10 +252,8 @@ def _environment(options: BenchOptions, weights_path: Any) -> dict[str, Any]:
     provenance.check_expected_tf()  # the env's named TF release, before anything is written
     environment = provenance.collect()
     if weights_path is not None:
-        from tensorflow import keras
-
         mobilenet_base(weights_path)  # a file that does not fit MobileNetV2 fails here
-        keras.backend.clear_session()
+        keras_module().backend.clear_session()
     environment.update({
         "weights": options.weights, "weights_file": weights_path,
         **weights_provenance(weights_path),
@@ -341,6 +348,9 @@ def _base_row(prepared: Prepared, variant: str, seed: int, splits) -> dict[str, 
         **{key: env.get(key, "") for key in ("tf_version", "keras_version", "python_version",
                                               "cuda_version", "cudnn_version", "device",
                                               "gpu_name", "host", "git_commit")},
+        # The backend block (schema: BACKEND_COLUMNS): what trained, beside Keras.
+        **{key: env.get(key, "") for key in ("backend", "jax_version", "jaxlib_version",
+                                              "torch_version", "decoder")},
         "machine_fingerprint": (env.get("machine") or {}).get("fingerprint", ""),
         "started_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
@@ -348,10 +358,8 @@ def _base_row(prepared: Prepared, variant: str, seed: int, splits) -> dict[str, 
 
 def _error_text(exc: BaseException) -> str:
     """One line for the error column; an out-of-memory error says what to do about it."""
-    import tensorflow as tf
-
     first = (str(exc).strip().splitlines() or [""])[0][:300]
-    if isinstance(exc, tf.errors.ResourceExhaustedError):
+    if is_out_of_memory(exc):
         return f"out of memory: {first}; lower --batch-size"
     return f"{type(exc).__name__}: {first}"
 

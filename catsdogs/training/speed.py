@@ -22,6 +22,10 @@ Training uses the session's --batch-size, --weights, --mixed-precision and --str
 --xla and --deterministic do not apply ((c) toggles XLA itself, and op determinism would
 slow some ops down and turn XLA off). The figures are for --seeds' first seed.
 
+On --backend jax or torch, ours is the NumPy pipeline those backends train from, the
+post's is still tf.data (so TensorFlow must be installed beside them), and (c) is not
+measured: jit_compile is TensorFlow's (JAX compiles every step with XLA anyway).
+
 The post's pipeline always reads a folder of symbolic links to exactly the files our
 splits use (same train/validation class layout), so with --limit both read the same
 images. Its validation set is our validation split read that way; the test split is
@@ -32,6 +36,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import importlib.util
 import io
 import statistics
 import tempfile
@@ -39,6 +44,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+from catsdogs.backend import BACKENDS, keras_module, uses_tensorflow
 from catsdogs.options import OPTIONS_BY_NAME, BenchOptions
 from catsdogs.training.machine import summary
 
@@ -90,9 +96,10 @@ def post_dataset(directory: Path, *, batch_size: int):
     """The post's pipeline over one folder. Keras' 'Found N files' line is kept off
     stdout, where the table goes; `file_paths` survives the prefetch."""
     import tensorflow as tf
-    from tensorflow import keras
 
     from catsdogs.constants import IMAGE_SIZE
+
+    keras = keras_module()
 
     with contextlib.redirect_stdout(io.StringIO()):
         dataset = keras.utils.image_dataset_from_directory(
@@ -126,7 +133,7 @@ def _first_and_later(dataset, setup_s: float = 0.0) -> tuple[float, float]:
 
 def input_throughput(prepared, splits, layout: Path) -> dict[str, float]:
     """(a): images/s of both pipelines over the train split, first pass and later ones."""
-    from catsdogs.dataset.pipeline import cached_dataset, clear_decode_cache, decode_files
+    from catsdogs.dataset.pipeline import clear_decode_cache, decode_files, split_batches
 
     batch_size = prepared.options.batch_size
     post_first, post_later = _first_and_later(post_dataset(layout / "train",
@@ -134,8 +141,8 @@ def input_throughput(prepared, splits, layout: Path) -> dict[str, float]:
     clear_decode_cache()
     start = time.perf_counter()
     images, _ = decode_files(prepared.data_dir, splits.files["train"])
-    ours = cached_dataset(images, splits.labels["train"], batch_size=batch_size,
-                          shuffle_seed=splits.seed)
+    ours = split_batches(images, splits.labels["train"], batch_size=batch_size,
+                         shuffle_seed=splits.seed)
     ours_first, ours_later = _first_and_later(ours, time.perf_counter() - start)
     return {"post_first_pass_ips": post_first, "post_later_pass_ips": post_later,
             "ours_first_pass_ips": ours_first, "ours_later_pass_ips": ours_later,
@@ -188,7 +195,7 @@ def ratios(results: dict[str, list[dict[str, Any]]],
 def cpu_probe():
     """A Keras callback whose `epoch_cpu_s` gets this process's CPU time (all threads) per
     epoch: unlike wall time, it hardly moves when other processes share the CPU."""
-    from tensorflow import keras
+    keras = keras_module()
 
     class CpuProbe(keras.callbacks.Callback):
         def __init__(self) -> None:
@@ -208,13 +215,12 @@ def cpu_probe():
 def callback_cost_us(steps: int = CALLBACK_STEPS) -> float:
     """Microseconds per step that the timing callback adds, driven through Keras'
     CallbackList with the logs a training step hands it."""
-    import tensorflow as tf
-    from tensorflow import keras
-
     from catsdogs.training.train import StepTimer, make_callbacks
 
+    keras = keras_module()
     callbacks = keras.callbacks.CallbackList([make_callbacks(StepTimer(True), None, 1)])
-    logs = {"loss": tf.constant(0.5), "accuracy": tf.constant(0.5)}
+    logs = {"loss": keras.ops.convert_to_tensor(0.5),
+            "accuracy": keras.ops.convert_to_tensor(0.5)}
     callbacks.on_epoch_begin(0)
     start = time.perf_counter()
     for step in range(steps):
@@ -320,8 +326,12 @@ def epoch_times(prepared, variants, layout: Path, *, seed: int, epochs: int,
     for variant in variants:
         figures.update(pipeline_epochs(variant, ours, layout, seed=seed, config=config,
                                        progress=progress))
-    figures.update(xla_effect(ours, figures.get("model1_ours_epoch_s"), seed=seed,
-                              config=config, progress=progress))
+    if uses_tensorflow():
+        figures.update(xla_effect(ours, figures.get("model1_ours_epoch_s"), seed=seed,
+                                  config=config, progress=progress))
+    else:
+        figures["xla_not_measured"] = (f"not measured on {prepared.options.backend}: "
+                                       "jit_compile is TensorFlow's")
     figures.update(timing_overhead(ours, seed=seed, config=config, progress=progress))
     return figures
 
@@ -338,6 +348,10 @@ def measure_speed(options: BenchOptions, progress: Progress = None,
 
     if not isinstance(epochs, int) or epochs <= 0:
         raise UsageError(f"--speed-epochs: expected a positive integer, got {epochs!r}")
+    if options.backend != BACKENDS[0] and importlib.util.find_spec("tensorflow") is None:
+        raise UsageError(f"speed --backend {options.backend}: the post's pipeline it is "
+                         "measured against is tf.data, and TensorFlow is not installed; "
+                         "expected TensorFlow beside it, or catsdogs run for step times")
     variants, seed = speed_variants(options), options.seeds[0]
     with tempfile.TemporaryDirectory(prefix="catsdogs-speed-") as tmp:
         # No result set is written: prepare's results-folder check goes to the temp folder.
@@ -363,7 +377,8 @@ def _setting(prepared, splits, variants, seed: int, epochs: int) -> dict[str, An
             "seed": seed, "speed_epochs": epochs, "variants": ",".join(variants),
             "mixed_precision": options.mixed_precision, "strategy": options.strategy,
             **{key: env.get(key, "") for key in ("tf_version", "keras_version", "device",
-                                                  "gpu_name", "git_commit")},
+                                                  "gpu_name", "git_commit", "backend",
+                                                  "jax_version", "torch_version")},
             "machine": summary(env.get("machine")),
             "machine_fingerprint": (env.get("machine") or {}).get("fingerprint", "")}
 
@@ -381,13 +396,21 @@ def _header(f: dict[str, Any]) -> list[str]:
     device = f["device"] + (f" ({f['gpu_name']})" if f.get("gpu_name") else "")
     return [(f"catsdogs speed: {f['data_dir']} ({f['dataset']}, {f['n_train']} train / "
              f"{f['n_validation']} validation images, limit {f['limit'] or 'none'})"),
-            (f"TensorFlow {f['tf_version']}, Keras {f['keras_version']}, {device}, batch "
+            (f"{_software(f)}, Keras {f['keras_version']}, {device}, batch "
              f"{f['batch_size']}, seed {f['seed']}, mixed precision "
              f"{'on' if f['mixed_precision'] else 'off'}, strategy {f['strategy']}"),
             (f"epoch times: 2 runs per setting (order A B B A) of 1 warm-up + "
              f"{f['speed_epochs']} timed epoch(s); median of each setting's timed epochs"),
             "noise: spread between runs of one setting; smaller differences are not resolved",
             f"machine: {f['machine']}"]
+
+
+def _software(f: dict[str, Any]) -> str:
+    """'TensorFlow 2.21.0', or the backend that trained: 'jax 0.10.2', 'torch 2.13.0'."""
+    backend = f.get("backend") or BACKENDS[0]
+    if backend == BACKENDS[0]:
+        return f"TensorFlow {f['tf_version']}"
+    return f"Keras backend {backend} {f.get(backend + '_version', '')}"
 
 
 def _table(f: dict[str, Any], aliases: list[str]) -> list[str]:
@@ -406,7 +429,8 @@ def _table(f: dict[str, Any], aliases: list[str]) -> list[str]:
                    f"{f[alias + '_epoch_noise_pct']:.1f}%")
               for alias in aliases]
     lines += ["", _row("model1 on our pipeline, epoch time (s)", "no XLA", "XLA", "XLA/no")]
-    lines.append(f"  XLA failed: {f['xla_error']}" if "xla_error" in f else
+    lines.append(f"  {f['xla_not_measured']}" if "xla_not_measured" in f else
+                 f"  XLA failed: {f['xla_error']}" if "xla_error" in f else
                  _row("  jit_compile", f"{f['model1_noxla_epoch_s']:.2f}",
                       f"{f['model1_xla_epoch_s']:.2f}", f"{f['xla_ratio']:.3f}"))
     lines += ["", _row(f"timing callback, model1 ({f['timing_steps_per_epoch']} steps x "
@@ -437,7 +461,8 @@ def _summary(f: dict[str, Any], aliases: list[str]) -> list[str]:
                      f"noise {f[alias + '_epoch_noise_pct']:.1f}%) "
                      f"{_verdict(ratio <= EPOCH_TARGET)}")
     lines.append(f"model1 XLA: epoch time XLA/no XLA = {f['xla_ratio']:.2f}"
-                 if "xla_ratio" in f else f"model1 XLA: failed ({f['xla_error']})")
+                 if "xla_ratio" in f else f"model1 XLA: {f['xla_not_measured']}"
+                 if "xla_not_measured" in f else f"model1 XLA: failed ({f['xla_error']})")
     overhead = f["timing_overhead_pct"]
     lines.append(f"timing callback overhead: {overhead:+.2f}% of epoch CPU time (median of "
                  f"pairs {f['timing_pairs_pct']}; wall {f['timing_wall_pct']:+.2f}%, noise "

@@ -9,6 +9,11 @@ step over epochs 2..N: epoch 1 holds tracing and autotuning and is reported on i
 `first_epoch_s`. Validation time is excluded from step times. Beside each epoch's wall
 time the same callback records the CPU time this process, other processes and the
 hypervisor took (catsdogs.training.contention), so a run timed on a busy machine says so.
+
+The same code trains on every Keras backend (catsdogs.backend): the loss is read back
+with `float()` on each (on JAX and PyTorch that waits for the device too), and the few
+TensorFlow-only parts (tf.distribute, op determinism, TF's GPU allocator) have their
+backend's counterpart or are refused by the options before a run starts.
 """
 
 from __future__ import annotations
@@ -21,6 +26,13 @@ from typing import Any, Callable
 
 import numpy as np
 
+from catsdogs.backend import (
+    active_backend,
+    gpu_peak_mb,
+    keras_module,
+    make_deterministic,
+    uses_tensorflow,
+)
 from catsdogs.constants import BATCH_SIZE
 from catsdogs.errors import UsageError
 from catsdogs.models import build_model, get_variant, parameter_counts, resolve_weights
@@ -69,14 +81,11 @@ class TrainConfig:
 
 
 def seed_everything(seed: int, *, deterministic: bool = False) -> None:
-    """Python, NumPy, TensorFlow and Keras seeds; op determinism when asked. Layers with
-    randomness get their own explicit seeds in the model builders."""
-    import tensorflow as tf
-    from tensorflow import keras
-
-    keras.utils.set_random_seed(seed)
+    """Python, NumPy, the backend's and Keras' seeds; deterministic kernels when asked.
+    Layers with randomness get their own explicit seeds in the model builders."""
+    keras_module().utils.set_random_seed(seed)
     if deterministic:
-        tf.config.experimental.enable_op_determinism()
+        make_deterministic(active_backend())
 
 
 # ---------------------------------------------------------------- callbacks
@@ -104,7 +113,7 @@ class StepTimer:
 def make_callbacks(timer: StepTimer, progress: Callable[[str], None] | None, epochs: int):
     """The Keras callback that fills `timer`, and prints one line per epoch to
     `progress` (for logs and CI, where a progress bar is noise)."""
-    from tensorflow import keras
+    keras = keras_module()
 
     class _Callback(keras.callbacks.Callback):
         def on_epoch_begin(self, epoch, logs=None):
@@ -187,6 +196,8 @@ def peak_rss_mb() -> float:
 
 def _gpu_peak_mb(reset: bool = False) -> float | None:
     """Peak device memory on GPU:0 since the last reset; None without a GPU."""
+    if not uses_tensorflow():
+        return gpu_peak_mb(active_backend(), reset)
     import tensorflow as tf
 
     if not tf.config.list_physical_devices("GPU"):
@@ -203,7 +214,21 @@ def _gpu_peak_mb(reset: bool = False) -> float | None:
 # ---------------------------------------------------------------- one run
 
 
+class _OneDevice:
+    """What jax and torch runs train under: one device (the options refuse --strategy
+    mirrored there), shaped like a tf.distribute strategy for the code below."""
+
+    num_replicas_in_sync = 1
+
+    def scope(self):
+        import contextlib
+
+        return contextlib.nullcontext()
+
+
 def _strategy(name: str):
+    if not uses_tensorflow():
+        return _OneDevice()
     import tensorflow as tf
 
     return tf.distribute.MirroredStrategy() if name == "mirrored" else tf.distribute.get_strategy()
@@ -229,14 +254,15 @@ def _no_xla_reason(model, name: str) -> str:
 def _evaluate_test(model, dataset) -> tuple[float, int, int]:
     """(mean loss, correct, total) on the test split in one pass over it: the loss with
     the model's own loss function, accuracy from its argmax predictions."""
+    to_numpy = keras_module().ops.convert_to_numpy  # a device tensor of any backend
     loss_sum = 0.0
     correct = total = 0
     for images, labels in dataset:
         logits = model(images, training=False)
         per_example = model.loss(labels, logits) * int(labels.shape[0])
-        loss_sum += float(per_example)
-        predicted = np.argmax(np.asarray(logits), axis=-1)
-        correct += int(np.sum(predicted == labels.numpy()))
+        loss_sum += float(to_numpy(per_example))
+        predicted = np.argmax(to_numpy(logits), axis=-1)
+        correct += int(np.sum(predicted == np.asarray(labels)))
         total += int(labels.shape[0])
     return (loss_sum / total if total else float("nan")), correct, total
 
@@ -249,8 +275,7 @@ def train_run(variant: str, splits, *, seed: int, config: TrainConfig = TrainCon
     The returned dict holds the run row's metric fields plus `epochs` (a list of per-epoch
     dicts). A diverged loss raises TrainingDiverged after training stops; other errors
     propagate to the caller, which records them."""
-    from tensorflow import keras
-
+    keras = keras_module()
     name = get_variant(variant).name
     seed_everything(seed, deterministic=config.deterministic)
     if config.mixed_precision:
@@ -258,7 +283,10 @@ def train_run(variant: str, splits, *, seed: int, config: TrainConfig = TrainCon
     try:
         strategy = _strategy(config.strategy)
         with strategy.scope():
-            model = build_model(name, weights=config.weights, seed=seed, jit_compile=config.xla)
+            # TensorFlow: XLA only with --xla; elsewhere Keras' own choice ("auto": jax.jit
+            # on JAX, eager on PyTorch), since jit_compile=False would run JAX eagerly.
+            model = build_model(name, weights=config.weights, seed=seed,
+                                jit_compile=config.xla if uses_tensorflow() else "auto")
         if config.xla and not model.jit_compile:
             raise XlaUnavailable(_no_xla_reason(model, name))
         counts = parameter_counts(model)

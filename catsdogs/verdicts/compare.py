@@ -38,7 +38,7 @@ from catsdogs.verdicts.side import Side
 JSON_SCHEMA = "catsdogs-verdicts/1"
 ACCURACY, STEP = "test_accuracy", "step_time"
 #: Settings that may differ between sides but change what a step costs.
-_SETTINGS_NOTED = ("device", "gpu_name", "batch_size", "mixed_precision", "xla",
+_SETTINGS_NOTED = ("backend", "device", "gpu_name", "batch_size", "mixed_precision", "xla",
                    "deterministic", "strategy", "replicas")
 
 

@@ -5,6 +5,9 @@ loss, accuracy, val_loss and val_accuracy and the final test metrics are equal a
 written (the CSVs keep full float precision). Identical numerics mean the release did
 not change what the model computes on this device, so its accuracy cannot have
 regressed; GPU runs without --deterministic are not checked, since they rarely repeat.
+Runs on different Keras backends are not checked either: each backend has its own
+kernels and random number generators, so their numerics are not comparable and only
+the statistics can compare them.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ import math
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
+
+from catsdogs.backend import recorded_backend
 
 if TYPE_CHECKING:
     from catsdogs.verdicts.side import Side
@@ -29,8 +34,9 @@ FINAL_METRICS = ("test_loss", "test_accuracy", "test_correct")
 @dataclasses.dataclass(frozen=True)
 class Identity:
     """Whether paired runs trained bit for bit the same. status: identical, diverged,
-    unpaired (no run with the same seed and configuration on both sides) or unchecked
-    (a GPU run without --deterministic: no claim either way)."""
+    unpaired (no run with the same seed and configuration on both sides), unchecked
+    (a GPU run without --deterministic: no claim either way) or not comparable (the
+    pairs ran on different Keras backends)."""
 
     status: str
     pairs: int
@@ -41,6 +47,7 @@ class Identity:
     seed: int | None = None
     #: The machine facts that differ between the sides (resultset.machines), when they do.
     machines: str | None = None
+    backends: tuple[str, str] | None = None  # (base, candidate) when they differ
 
     def text(self) -> str:
         if self.status == "identical":
@@ -53,6 +60,9 @@ class Identity:
                     f"{self.candidate_value!r}; seed {self.seed}){across}")
         if self.status == "unchecked":
             return "not checked (GPU run without --deterministic)"
+        if self.status == "not comparable":
+            return (f"not comparable across Keras backends ({' vs '.join(self.backends or ())}): "
+                    "different kernels and random numbers; statistics only")
         return "no paired runs (no seed with the same configuration on both sides)"
 
 
@@ -107,6 +117,10 @@ def identity(variant: str, base: Side, candidate: Side) -> Identity:
     pairs = seed_pairs(variant, base, candidate)
     if not pairs:
         return Identity("unpaired", 0)
+    backends = [(recorded_backend(b["backend"]), recorded_backend(c["backend"])) for b, c in pairs]
+    crossing = [pair for pair in backends if pair[0] != pair[1]]
+    if crossing:
+        return Identity("not comparable", len(pairs), backends=crossing[0])
     if any(_nondeterministic_gpu(b) or _nondeterministic_gpu(c) for b, c in pairs):
         return Identity("unchecked", len(pairs))
     found = []

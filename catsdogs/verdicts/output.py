@@ -27,7 +27,7 @@ from catsdogs.resultset.outputs import check_output_path
 from catsdogs.training.machine import NOT_RECORDED
 from catsdogs.verdicts.compare import JSON_SCHEMA, METRICS, STEP, Comparison, MetricVerdict
 from catsdogs.verdicts.identity import Identity
-from catsdogs.verdicts.trend import Trend, trend_rows
+from catsdogs.verdicts.trend import Trend, release_name, trend_rows
 
 # ---------------------------------------------------------------- compare
 
@@ -152,7 +152,12 @@ def compare_html(comparison: Comparison) -> str:
 
 
 def _describe(info: dict[str, Any]) -> str:
-    return (f"{', '.join(info['result_sets'])} (TF {', '.join(info['tf_versions']) or '?'}, "
+    """'<sets> (TF 2.21.0, Keras 3.15.1, cpu)'; a side on another Keras backend names it
+    in TensorFlow's place: '(jax 0.10.2, Keras 3.15.1, cpu)'."""
+    software = [f"{name} {', '.join(info[key])}" for name, key in
+                (("TF", "tf_versions"), ("jax", "jax_versions"), ("torch", "torch_versions"))
+                if info.get(key)]
+    return (f"{', '.join(info['result_sets'])} ({', '.join(software) or 'TF ?'}, "
             f"Keras {', '.join(info['keras_versions']) or '?'}, "
             f"{', '.join(info['devices']) or '?'}, "
             f"machine {', '.join(info.get('machines') or [NOT_RECORDED])})")
@@ -214,9 +219,14 @@ def _mean_sd(estimate: stats.SideEstimate | None, step: bool) -> str:
 
 
 def trend_text(trend: Trend, fmt: str = "github") -> str:
-    """The trend table (per variant and release) and, per variant, its first change."""
+    """The trend table (per variant and release) and, per variant, its first change. With
+    releases of several Keras backends the first column is `release` ('TF 2.21.0', 'jax
+    0.10.2') and a line says that between backends only the statistics apply."""
     shown = _escaper(fmt)
-    rows = [{"variant": row["variant"], "TF": row["tf_version"], "Keras": row["keras_version"],
+    mixed = len({row["backend"] for row in trend_rows(trend)}) > 1
+    rows = [{"variant": row["variant"],
+             **({"release": release_name(row["release"])} if mixed else {"TF": row["release"]}),
+             "Keras": row["keras_version"],
              "n": f"{row['n']}{' DUPLICATE' if row['duplicate'] else ''}",
              "test acc % (mean ± sd)": _mean_sd(row["accuracy"], False),
              "step ms": _mean_sd(row["step"], True),
@@ -229,7 +239,8 @@ def trend_text(trend: Trend, fmt: str = "github") -> str:
                       headers="keys", tablefmt="github" if fmt == "github" else "plain",
                       disable_numparse=True), ""]
     if len(trend.releases) == 1:
-        lines.append(f"one release (TF {shown(trend.releases[0].version)}): no trend")
+        lines.append(f"one release ({shown(release_name(trend.releases[0].version))}): "
+                     "no trend")
     else:
         lines.append("releases in order: "
                      + shown(' < '.join(r.version for r in trend.releases))
@@ -238,14 +249,19 @@ def trend_text(trend: Trend, fmt: str = "github") -> str:
         for variant in variants:
             first = trend.first_change(variant)
             lines.append(shown(f"{variant}: ") + (
-                f"first change at TF {shown(first[0])} ({', '.join(first[1])})" if first
-                else "no release changed accuracy or step time (regression/improvement)"))
-            changed = trend.numerics_changed(variant)
+                f"first change at {shown(release_name(first[0]))} ({', '.join(first[1])})"
+                if first else "no release changed accuracy or step time "
+                              "(regression/improvement)"))
+            changed = [f"{release_name(after)} ({identity.text()})"
+                       for after, identity in trend.numerics_changes(variant)]
             if changed:
-                lines.append(shown(f"{variant}: numerics changed at TF " + "; ".join(changed)))
+                lines.append(shown(f"{variant}: numerics changed at " + "; ".join(changed)))
     if trend.duplicates:
         lines.append("DUPLICATE seeds (--allow-duplicates; counted twice): "
                      + shown(", ".join(dup.text() for dup in trend.duplicates)))
+    if mixed:
+        lines.append("Keras backends differ between releases: numerics are not comparable "
+                     "across backends (no identity check), only the statistics apply")
     lines += map(shown, trend.notes)
     return "\n".join(lines)
 
@@ -282,7 +298,7 @@ def trend_series(trend: Trend) -> dict[str, dict[str, Any]]:
             data["x"].append(position[release.version])
             data["accuracy"].append(list(ok["test_accuracy"].astype(float) * 100))
             data["step"].append(list(ok["step_time_ms"].dropna().astype(float)))
-        changed = {text.split(" ", 1)[0] for text in trend.numerics_changed(variant)}
+        changed = {after for after, _ in trend.numerics_changes(variant)}
         data["changed"] = [position[v] for v in changed if position[v] in data["x"]]
         series[variant] = data
     return series
@@ -294,5 +310,6 @@ def trend_plot(trend: Trend, out: Path) -> list[Path]:
     from catsdogs.report.figures import draw_trend
 
     runs = pd.concat([release.side.runs for release in trend.releases], ignore_index=True)
-    figure = draw_trend([r.version for r in trend.releases], trend_series(trend), runs)
+    figure = draw_trend([release_name(r.version) for r in trend.releases], trend_series(trend),
+                        runs)
     return save_figure(figure, out, "trend")

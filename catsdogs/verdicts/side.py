@@ -91,5 +91,8 @@ class Side:
         return {"result_sets": list(dict.fromkeys(self.runs["result_set"].dropna())),
                 "tf_versions": unique(self.runs, "tf_version"),
                 "keras_versions": unique(self.runs, "keras_version"),
+                "backends": unique(self.runs, "backend"),
+                "jax_versions": unique(self.runs, "jax_version"),
+                "torch_versions": unique(self.runs, "torch_version"),
                 "devices": unique(self.runs, "device"),
                 "machines": fingerprints(self.runs)}

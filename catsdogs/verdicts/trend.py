@@ -6,6 +6,11 @@ before it exactly as `compare` does: identity first, then the statistics of
 `catsdogs.stats`, with one Holm correction over every test of the trend. The first
 release whose comparison with its predecessor is a regression or an improvement is the
 step (one release: no trend). catsdogs.verdicts.output renders it (text, JSON, trend.png/.pdf).
+
+The Keras backend is one more dimension: a run on JAX or PyTorch belongs to the release
+`jax <version>` or `torch <version>`, ordered after every TensorFlow release (then by
+version), so a trend over sets of several backends compares each with its neighbour;
+between backends identity says "not comparable" and only the statistics apply.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from typing import Any
 
 import pandas as pd
 
+from catsdogs.backend import BACKENDS, TENSORFLOW, recorded_backend
 from catsdogs.errors import UsageError
 from catsdogs.resultset.comparable import (
     check_comparable,
@@ -27,6 +33,7 @@ from catsdogs.resultset.comparable import (
 from catsdogs.resultset.describe import verdict_scope
 from catsdogs.resultset.load import load_result_sets
 from catsdogs.resultset.machines import scope_warnings
+from catsdogs.resultset.schema import is_missing
 from catsdogs.verdicts.compare import (
     ACCURACY,
     ALPHA,
@@ -52,6 +59,32 @@ def version_key(version: str) -> tuple:
         return (0, Version(str(version)), "")
     except InvalidVersion:
         return (1, Version("0"), str(version))
+
+
+def release_label(run: pd.Series) -> str:
+    """A run's release: its TF version on TensorFlow ('2.21.0', as before backends), else
+    '<backend> <version>' ('jax 0.10.2', 'torch 2.13.0+cpu')."""
+    backend = recorded_backend(run.get("backend"))
+    backend = backend if backend in BACKENDS else TENSORFLOW  # a name we do not know: by TF
+    version = run.get("tf_version" if backend == TENSORFLOW else f"{backend}_version")
+    version = "unknown" if is_missing(version) or version == "" else str(version)
+    return version if backend == TENSORFLOW else f"{backend} {version}"
+
+
+def _split(label: str) -> tuple[str, str]:
+    backend, _, version = label.partition(" ")
+    return (backend, version) if backend in BACKENDS[1:] and version else (TENSORFLOW, label)
+
+
+def release_key(label: str) -> tuple:
+    """TensorFlow releases first, then JAX's, then PyTorch's, each in version order."""
+    backend, version = _split(label)
+    return (BACKENDS.index(backend), version_key(version))
+
+
+def release_name(label: str) -> str:
+    """How a release is named in text: 'TF 2.21.0', 'jax 0.10.2'."""
+    return f"TF {label}" if _split(label)[0] == TENSORFLOW else label
 
 
 @dataclasses.dataclass
@@ -97,11 +130,16 @@ class Trend:
                     return step.after, changed
         return None
 
-    def numerics_changed(self, variant: str) -> list[str]:
-        """Releases where the variant's paired runs stopped being identical."""
-        return [f"{step.after} ({result.identity.text()})" for step in self.steps
+    def numerics_changes(self, variant: str) -> list[tuple[str, Any]]:
+        """(release, identity) where the variant's paired runs stopped being identical."""
+        return [(step.after, result.identity) for step in self.steps
                 for result in step.results
                 if result.variant == variant and result.identity.status == "diverged"]
+
+    def numerics_changed(self, variant: str) -> list[str]:
+        """Releases where the variant's paired runs stopped being identical, as text."""
+        return [f"{after} ({identity.text()})" for after, identity
+                in self.numerics_changes(variant)]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,7 +152,7 @@ class Duplicate:
     version: str
 
     def text(self) -> str:
-        return f"{self.variant} seed {self.seed} x{self.count} in TF {self.version}"
+        return f"{self.variant} seed {self.seed} x{self.count} in {release_name(self.version)}"
 
 
 def _duplicates(release: Release) -> list[Duplicate]:
@@ -136,11 +174,10 @@ def build_trend(result_sets: Sequence[Path], *, alpha: float = ALPHA,
     if ok_runs(runs).empty:
         raise UsageError("trend: no ok runs in the given result sets; expected at least one "
                          "finished run")
-    versions = sorted(runs["tf_version"].fillna("unknown").unique(), key=version_key)
+    labels = runs.apply(release_label, axis=1)
     releases = []
-    for version in versions:
-        chosen = runs["tf_version"].fillna("unknown") == version
-        side = Side.from_frames(f"TF {version}", runs[chosen], epochs)
+    for version in sorted(labels.unique(), key=release_key):
+        side = Side.from_frames(release_name(version), runs[labels == version], epochs)
         if not allow_duplicates:
             side.check_duplicates()
         releases.append(Release(version, side))
@@ -183,7 +220,8 @@ def trend_rows(trend: Trend) -> list[dict[str, Any]]:
             result = against.get((release.version, variant))
             verdicts = {m.metric: m.verdict for m in result.metrics} if result else {}
             rows.append({
-                "variant": variant, "tf_version": release.version,
+                "variant": variant, "release": release.version,
+                "backend": _split(release.version)[0],
                 "keras_version": ", ".join(release.info()["keras_versions"]),
                 "n": len(ok), "duplicate": (variant, release.version) in flagged,
                 "accuracy": accuracy_estimate(release.side, variant),
