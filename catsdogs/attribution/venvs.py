@@ -76,14 +76,18 @@ def check_root(root: Path) -> Path:
 
 
 def project_dependencies(pyproject: Path = REPO / "pyproject.toml") -> list[str]:
-    """The project's runtime dependencies, as pyproject.toml lists them."""
+    """The project's runtime dependencies, as pyproject.toml lists them, with its
+    `tensorflow` extra: a probe runs on TensorFlow, which is no longer a base dependency
+    (the jax and torch installs leave it out), so an environment without a TensorFlow pin
+    still gets one."""
     try:
         import tomllib
     except ImportError:  # Python 3.10
         raise UsageError("bisect: reading pyproject.toml needs Python 3.11 or newer (tomllib); "
                          f"expected it, got Python {sys.version.split()[0]}") from None
 
-    return list(tomllib.loads(pyproject.read_text())["project"]["dependencies"])
+    project = tomllib.loads(pyproject.read_text())["project"]
+    return [*project["optional-dependencies"]["tensorflow"], *project["dependencies"]]
 
 
 def source_digest(package: Path = REPO / "catsdogs") -> str:

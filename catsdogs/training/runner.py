@@ -14,6 +14,7 @@ import contextlib
 import dataclasses
 import datetime as _dt
 import signal
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -40,6 +41,11 @@ class Interrupted(BaseException):
 # written, so an interruption never leaves a run's epochs without its row.
 _deferring = False
 _deferred: list[BaseException] = []
+# The last exception a signal raised. A handler's raise lands in whatever Python code runs
+# when the signal arrives; inside a garbage-collector callback (JAX registers one) or a
+# __del__, Python only prints "Exception ignored" and goes on. Training raises it again
+# at the next batch (`raise_swallowed_signal`), so no signal is lost.
+_raised: list[BaseException] = []
 
 
 def install_signal_handlers() -> None:
@@ -51,10 +57,34 @@ def install_signal_handlers() -> None:
         if _deferring:
             _deferred.append(exc)
             return
+        _raised[:] = [exc]
         raise exc
 
     signal.signal(signal.SIGTERM, handler)
     signal.signal(signal.SIGINT, handler)
+    previous = sys.unraisablehook
+
+    def swallowed(unraisable) -> None:  # no "Exception ignored" traceback: raised again
+        if not isinstance(unraisable.exc_value, (KeyboardInterrupt, Interrupted)):
+            previous(unraisable)
+
+    sys.unraisablehook = swallowed
+
+
+def raise_swallowed_signal(*_: Any, **__: Any) -> None:
+    """Raise a signal's exception again if it has not unwound the run yet (see `_raised`):
+    called after every training and validation batch, where it costs one list check."""
+    if _raised:
+        raise _raised.pop()
+
+
+def signal_callback():
+    """A Keras callback that calls `raise_swallowed_signal` after every batch and epoch."""
+    import keras
+
+    return keras.callbacks.LambdaCallback(
+        on_train_batch_end=raise_swallowed_signal, on_test_batch_end=raise_swallowed_signal,
+        on_epoch_end=raise_swallowed_signal)
 
 
 @contextlib.contextmanager
@@ -393,7 +423,11 @@ def run_one(prepared: Prepared, variant: str, seed: int,
                              mixed_precision=options.mixed_precision, xla=options.xla,
                              strategy=options.strategy)
         result = train_run(variant, splits, seed=seed, config=config, progress=progress,
-                           keras_verbose=keras_verbose, extra_callbacks=tuple(callbacks))
+                           keras_verbose=keras_verbose,
+                           extra_callbacks=(*callbacks, signal_callback()))
+    except (KeyboardInterrupt, Interrupted):
+        _raised.clear()  # it unwound the run: nothing left to raise again
+        raise
     except UsageError:
         raise  # bad input stops the session: every later run would fail the same way
     except Exception as exc:  # one failed run must not end the matrix: record it, go on
