@@ -177,9 +177,10 @@ def _check_runs_agree(runs: list[tuple[str, dict[str, Any]]],
         check_step_time(row, by_run.get(row["run_id"], []), where)
 
 
-def check_set_folder(path: str | Path) -> Path:
-    """The path, if it is a result set folder (runs.csv and environment.json in it) whose
-    environment is readable; else one line saying what it is instead. Reads nothing more."""
+def check_set_folder(path: str | Path) -> tuple[Path, dict[str, Any]]:
+    """(the path, its environment), if it is a result set folder (runs.csv and
+    environment.json in it) whose environment is readable; else one line saying what it is
+    instead. The environment is returned so no caller reads environment.json twice."""
     path = Path(path)
     check_path_length("result set", path)
     try:
@@ -190,8 +191,7 @@ def check_set_folder(path: str | Path) -> Path:
     if not found:
         raise ResultsError(f"{quoted(path)} is not a result set: expected {RUNS_CSV} and "
                            f"{ENVIRONMENT_JSON} in it")
-    read_environment(path / ENVIRONMENT_JSON)
-    return path
+    return path, read_environment(path / ENVIRONMENT_JSON)
 
 
 def read_set(path: str | Path) -> LoadedSet:
@@ -201,8 +201,7 @@ def read_set(path: str | Path) -> LoadedSet:
     ends, corrupt JSON, a seed written as 0.0, a row cut short, test_accuracy disagreeing
     with test_correct / n_test, a negative step time, a run recorded twice) is a
     ResultsError naming the file and line. Reads nothing else and writes nothing."""
-    path = check_set_folder(path)
-    environment = read_environment(path / ENVIRONMENT_JSON)
+    path, environment = check_set_folder(path)
     version = environment["schema_version"]
     run_columns, epoch_columns = SCHEMAS[version]
     runs = _read_table(path / RUNS_CSV, run_columns, RUN_COLUMNS, version)

@@ -222,8 +222,7 @@ class ResultSet:
     def open(cls, path: str | Path) -> "ResultSet":
         """An existing result set, written in its own schema version; a clear error when
         the folder is not one or its version is unknown (nothing is read beyond that)."""
-        path = check_set_folder(path)
-        environment = read_environment(path / ENVIRONMENT_JSON)
+        path, environment = check_set_folder(path)
         return cls(path, environment["schema_version"])
 
     def environment(self) -> dict[str, Any]:

@@ -62,13 +62,16 @@ def install_signal_handlers() -> None:
 
     signal.signal(signal.SIGTERM, handler)
     signal.signal(signal.SIGINT, handler)
-    previous = sys.unraisablehook
+    if getattr(sys.unraisablehook, "__name__", "") != _quiet_about_signals.__name__:
+        _quiet_about_signals.previous = sys.unraisablehook  # once, however often installed
+        sys.unraisablehook = _quiet_about_signals
 
-    def swallowed(unraisable) -> None:  # no "Exception ignored" traceback: raised again
-        if not isinstance(unraisable.exc_value, (KeyboardInterrupt, Interrupted)):
-            previous(unraisable)
 
-    sys.unraisablehook = swallowed
+def _quiet_about_signals(unraisable) -> None:
+    """No "Exception ignored" traceback for a signal's exception: it is raised again at
+    the next batch (`raise_swallowed_signal`); anything else goes to the previous hook."""
+    if not isinstance(unraisable.exc_value, (KeyboardInterrupt, Interrupted)):
+        _quiet_about_signals.previous(unraisable)
 
 
 def raise_swallowed_signal(*_: Any, **__: Any) -> None:
