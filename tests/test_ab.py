@@ -450,3 +450,15 @@ def test_the_table_says_model4_ran_without_pretrained_weights(tmp_path):
     text = render_text(result, plan_outputs(None, str(tmp_path), ("a", "b")))
     assert "warning: model4 without pretrained weights (--weights none)" in text
     assert "warning: synthetic data" in text and "transfer_mobilenetv2 (model4)" in text
+
+
+def test_the_table_names_the_machine_by_fingerprint_not_only_by_host(tmp_path):
+    """A/B figures are only comparable on one machine, so the table a reader quotes names it
+    the way every result set does (fingerprint, CPU, features), not by the host name."""
+    from catsdogs.training.ab_report import plan_outputs, render_text
+    from catsdogs.training.machine import fingerprint, machine_facts
+
+    result, _ = run_sim(Machine(seed=7))
+    text = render_text(result, plan_outputs(None, str(tmp_path), ("a", "b")))
+    machine_line = next(line for line in text.splitlines() if line.startswith("machine "))
+    assert fingerprint(machine_facts()) in machine_line and "CPUs usable" in machine_line

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from catsdogs.resultset.outputs import check_output_path
+from catsdogs.training import machine
 from catsdogs.training.ab import (
     EARLY_LEVEL,
     LEVEL,
@@ -187,8 +188,8 @@ def scope_lines(result: ABResult) -> list[str]:
     lines = [f"data: {data.get('dataset')} ({official}, fingerprint "
              f"{str(data.get('fingerprint', ''))[:12]}), {data.get('n_train')} training "
              f"images, --limit {data.get('limit') or 'none'}, batch {data.get('batch_size')},"
-             f" seed {data.get('seed')}; machine {result.machine.get('host')}, "
-             f"{result.machine.get('cpu_count')} CPUs"]
+             f" seed {data.get('seed')}",
+             f"machine {machine.summary(result.machine)} (host {result.machine.get('host')})"]
     if data.get("dataset") == "synthetic":
         lines.append("warning: synthetic data (labelled so in the record)")
     if data.get("weights") == "none" and any(v.variant == "transfer_mobilenetv2"
