@@ -127,6 +127,27 @@ def test_contended_runs_are_marked_in_the_scope_of_compare_and_trend(tmp_path, c
     assert any(line.startswith("warning: CONTENDED: 1 run(s)") for line in trend.scope)
 
 
+def test_trend_shows_the_step_time_its_verdict_used_not_the_contended_runs(tmp_path):
+    """A contended run's step time measures the load: trend's table and figure leave it
+    out, as the step-time verdict does, and say how many they left out."""
+    from catsdogs.verdicts.output import trend_series, trend_text
+    from catsdogs.verdicts.trend import trend_rows
+
+    quiet = write_result_set(tmp_path / "a", variants=ONE, step_ms=100.0, rng=1)
+    busy = write_result_set(tmp_path / "c", variants=ONE, step_ms=100.0, rng=2,
+                            tf_version="2.22.0", contended=[("baseline_cnn", 0)])
+    all_busy = write_result_set(tmp_path / "d", variants=ONE, step_ms=100.0, rng=3,
+                                tf_version="2.23.0",
+                                contended=[("baseline_cnn", s) for s in (0, 1, 2)])
+    trend = build_trend([quiet, busy, all_busy])
+    rows = trend_rows(trend)
+    assert [row["step_contended"] for row in rows] == [0, 1, 3]
+    assert rows[1]["step"].n == 2 and rows[2]["step"] is None
+    table = trend_text(trend)
+    assert "(1 contended left out)" in table and "(all 3 contended)" in table
+    assert [len(v) for v in trend_series(trend)["baseline_cnn"]["step"]] == [3, 2, 0]
+
+
 def test_trend_across_machines_says_why_step_time_has_no_verdict(tmp_path):
     before = write_result_set(tmp_path / "a", variants=ONE, rng=1)
     after = write_result_set(tmp_path / "b", variants=ONE, rng=2, tf_version="2.22.0",

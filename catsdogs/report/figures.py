@@ -245,7 +245,7 @@ def draw_trend(releases: Sequence[str], series: dict[str, dict[str, Any]],
                               fontsize=7, color=style["color"])
     _chance_line(acc_axis)
     for axis, ylabel in ((acc_axis, "test accuracy (%): mean, 95% t-interval"),
-                         (step_axis, "training step (ms): median, min–max over seeds")):
+                         (step_axis, "training step (ms): median, min–max, uncontended seeds")):
         axis.set_xticks(range(len(releases)), [figure_text(v) for v in releases],
                         fontsize=8)
         axis.set_xlim(-0.5, len(releases) - 0.5)

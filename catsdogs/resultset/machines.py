@@ -146,7 +146,14 @@ def contended(runs: pd.DataFrame) -> pd.DataFrame:
     return runs[runs["contended"].map(lambda value: value is True)]
 
 
-def _keys(runs: pd.DataFrame) -> set[tuple[str, str]]:
+def uncontended(runs: pd.DataFrame) -> pd.DataFrame:
+    """The runs not flagged contended: the only ones whose step times measure the code and
+    not the load, so every step time shown beside a verdict comes from these."""
+    return runs.drop(index=contended(runs).index)
+
+
+def run_keys(runs: pd.DataFrame) -> set[tuple[str, str]]:
+    """(source, run_id) of each run: how compare's step_estimate is told which runs to use."""
     return {(str(run[SOURCE]), str(run["run_id"])) for _, run in runs.iterrows()}
 
 
@@ -168,7 +175,7 @@ def speed_rule(base: pd.DataFrame, candidate: pd.DataFrame,
     elif missing:
         notes.append(f"machine not recorded ({missing}), compared anyway ({ALLOW})")
     b_busy, c_busy = contended(base), contended(candidate)
-    keep = _keys(base) - _keys(b_busy), _keys(candidate) - _keys(c_busy)
+    keep = run_keys(base) - run_keys(b_busy), run_keys(candidate) - run_keys(c_busy)
     if len(b_busy) + len(c_busy):
         notes.append(f"{len(b_busy) + len(c_busy)} contended run(s) left out (base "
                      f"{len(b_busy)}, candidate {len(c_busy)}): {CONTENDED_TEXT}")

@@ -22,7 +22,7 @@ from catsdogs import stats
 from catsdogs.fsutil import atomic_write
 from catsdogs.markup import ESCAPERS, html_table, html_text
 from catsdogs.resultset.comparable import variant_order
-from catsdogs.resultset.machines import NOT_COMPARABLE
+from catsdogs.resultset.machines import NOT_COMPARABLE, uncontended
 from catsdogs.resultset.outputs import check_output_path
 from catsdogs.training.machine import NOT_RECORDED
 from catsdogs.verdicts.compare import JSON_SCHEMA, METRICS, STEP, Comparison, MetricVerdict
@@ -218,6 +218,16 @@ def _mean_sd(estimate: stats.SideEstimate | None, step: bool) -> str:
     return f"{estimate.mean:.1f}{sd}"
 
 
+def _step_shown(row: dict[str, Any]) -> str:
+    """The uncontended runs' step time, and how many contended runs it leaves out."""
+    left_out = row["step_contended"]
+    if not left_out:
+        return _mean_sd(row["step"], True)
+    if row["step"] is None:
+        return f"(all {left_out} contended)"
+    return f"{_mean_sd(row['step'], True)} ({left_out} contended left out)"
+
+
 def trend_text(trend: Trend, fmt: str = "github") -> str:
     """The trend table (per variant and release) and, per variant, its first change. With
     releases of several Keras backends the first column is `release` ('TF 2.21.0', 'jax
@@ -229,7 +239,7 @@ def trend_text(trend: Trend, fmt: str = "github") -> str:
              "Keras": row["keras_version"],
              "n": f"{row['n']}{' DUPLICATE' if row['duplicate'] else ''}",
              "test acc % (mean ± sd)": _mean_sd(row["accuracy"], False),
-             "step ms": _mean_sd(row["step"], True),
+             "step ms": _step_shown(row),
              "numerics vs previous": row["numerics"],
              "accuracy vs previous": row["accuracy_verdict"],
              "step time vs previous": row["step_verdict"]} for row in trend_rows(trend)]
@@ -285,7 +295,8 @@ def trend_json(trend: Trend) -> dict[str, Any]:
 
 def trend_series(trend: Trend) -> dict[str, dict[str, Any]]:
     """Per variant, what the trend figure draws: release positions, each release's
-    per-seed test accuracies (%) and step times (ms), and where its numerics changed."""
+    per-seed test accuracies (%) and uncontended step times (ms), and where its numerics
+    changed."""
     position = {release.version: i for i, release in enumerate(trend.releases)}
     variants = variant_order(pd.concat([r.side.runs["variant"] for r in trend.releases]))
     series: dict[str, dict[str, Any]] = {}
@@ -297,7 +308,8 @@ def trend_series(trend: Trend) -> dict[str, dict[str, Any]]:
                 continue
             data["x"].append(position[release.version])
             data["accuracy"].append(list(ok["test_accuracy"].astype(float) * 100))
-            data["step"].append(list(ok["step_time_ms"].dropna().astype(float)))
+            timed = uncontended(ok)  # as the step-time verdicts (trend_rows)
+            data["step"].append(list(timed["step_time_ms"].dropna().astype(float)))
         changed = {after for after, _ in trend.numerics_changes(variant)}
         data["changed"] = [position[v] for v in changed if position[v] in data["x"]]
         series[variant] = data

@@ -32,7 +32,7 @@ from catsdogs.resultset.comparable import (
 )
 from catsdogs.resultset.describe import verdict_scope
 from catsdogs.resultset.load import load_result_sets
-from catsdogs.resultset.machines import scope_warnings
+from catsdogs.resultset.machines import run_keys, scope_warnings, uncontended
 from catsdogs.resultset.schema import is_missing
 from catsdogs.verdicts.compare import (
     ACCURACY,
@@ -207,7 +207,9 @@ def _not_comparable(steps: list[Step]) -> list[str]:
 
 def trend_rows(trend: Trend) -> list[dict[str, Any]]:
     """Per variant and release: n, accuracy, step time, and the verdicts against the
-    release before (numbers, for the table, the plot and the JSON)."""
+    release before (numbers, for the table, the plot and the JSON). The step time is over
+    the uncontended runs only, as the step-time verdicts are (`step_contended` counts the
+    runs left out), so the figure beside a verdict is the one it was decided on."""
     against = {(step.after, result.variant): result for step in trend.steps
                for result in step.results}
     flagged = {(dup.variant, dup.version) for dup in trend.duplicates}
@@ -219,13 +221,15 @@ def trend_rows(trend: Trend) -> list[dict[str, Any]]:
                 continue
             result = against.get((release.version, variant))
             verdicts = {m.metric: m.verdict for m in result.metrics} if result else {}
+            timed = uncontended(ok)
             rows.append({
                 "variant": variant, "release": release.version,
                 "backend": _split(release.version)[0],
                 "keras_version": ", ".join(release.info()["keras_versions"]),
                 "n": len(ok), "duplicate": (variant, release.version) in flagged,
                 "accuracy": accuracy_estimate(release.side, variant),
-                "step": step_estimate(release.side, variant),
+                "step": step_estimate(release.side, variant, run_keys(timed)),
+                "step_contended": len(ok) - len(timed),
                 "numerics": result.identity.text() if result else "",
                 "accuracy_verdict": verdicts.get(ACCURACY, ""),
                 "step_verdict": verdicts.get(STEP, "")})
