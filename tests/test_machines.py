@@ -199,3 +199,26 @@ def test_a_divergence_is_not_put_on_machines_that_differ_only_in_memory(base, tm
     assert result.results[0].identity.machines is None
     assert _step(result).reasons[0].startswith("not comparable: different machines (memory "
                                                "GiB 8 vs 64)")
+
+
+def test_the_report_table_times_only_uncontended_runs_and_says_how_many_it_left_out(tmp_path):
+    """The report's step-time and throughput columns (and its figure) are over the runs a
+    speed verdict would use: a contended run's timing is the load's."""
+    import pandas as pd
+
+    from catsdogs.report.numbers import step_spread
+    from catsdogs.report.summary import summary_table
+
+    busy = write_result_set(tmp_path / "a", variants=ONE, seeds=(0, 1, 2, 3), rng=4,
+                            run_noise=0.3, contended=[("baseline_cnn", 0)])
+    runs, _, _ = load_result_sets([busy])
+    (row,) = summary_table(runs).to_dict("records")
+    quiet = pd.read_csv(busy / "runs.csv").query("seed != 0")["step_time_ms"]
+    assert row["n"] == 4 and row["n_step_contended"] == 1
+    assert row["step_time_ms_median"] == pytest.approx(quiet.median())
+    assert row["step_time_ms_max"] == pytest.approx(quiet.max())
+    assert step_spread(row).endswith("; 1 contended left out)")
+    every = write_result_set(tmp_path / "b", variants=ONE, rng=5,
+                             contended=[("baseline_cnn", s) for s in (0, 1, 2)])
+    (row,) = summary_table(load_result_sets([every])[0]).to_dict("records")
+    assert step_spread(row) == "all 3 contended"

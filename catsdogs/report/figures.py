@@ -23,6 +23,7 @@ from catsdogs.report.summary import summary_table
 from catsdogs.resultset.comparable import GROUP, ok_runs, ordered_groups, with_groups
 from catsdogs.resultset.describe import CHANCE_PCT, scope_line, warnings
 from catsdogs.resultset.load import SOURCE
+from catsdogs.resultset.machines import uncontended
 from catsdogs.stats import t_interval
 
 #: Okabe & Ito's colour-blind-safe palette (blue, orange, green, purple, vermillion, …).
@@ -176,9 +177,10 @@ def draw_test_accuracy_bars(runs: pd.DataFrame) -> Any:
 
 def draw_step_times(runs: pd.DataFrame) -> Any:
     """Median training-step time per table row (bar, from zero) with the min–max over
-    seeds (whisker) and each seed's own median as a point, as in the tables."""
+    seeds (whisker) and each seed's own median as a point, as in the tables: over the
+    uncontended runs only, with the count of the others under the bar."""
     summary = summary_table(runs)
-    grouped = with_groups(ok_runs(runs))
+    grouped = with_groups(uncontended(ok_runs(runs)))
     figure, axis = new_figure(max(5.0, 1.5 * len(summary) + 2.5), 4.4)
     highs = [0.0]
     for i, row in summary.iterrows():
@@ -187,7 +189,7 @@ def draw_step_times(runs: pd.DataFrame) -> Any:
             continue
         axis.bar(i, median, width=0.6, color=PALETTE[i % len(PALETTE)],
                  hatch=HATCHES[i % len(HATCHES)], edgecolor="black", linewidth=0.6, alpha=0.85)
-        if row["n"] > 1:
+        if row["n"] - row["n_step_contended"] > 1:
             axis.errorbar(i, median, yerr=[[median - row["step_time_ms_min"]],
                                            [row["step_time_ms_max"] - median]],
                           color="black", capsize=5, linewidth=1.2, label="min–max over seeds")
@@ -196,7 +198,9 @@ def draw_step_times(runs: pd.DataFrame) -> Any:
                      edgecolor="black", s=18, zorder=3, label="one seed")
         highs += [row["step_time_ms_max"]]
     axis.set_xticks(range(len(summary)),
-                    [f"{figure_text(row['short_label'])}\n(n={row['n']})"
+                    [f"{figure_text(row['short_label'])}\n(n={row['n'] - row['n_step_contended']}"
+                     + (f"; {row['n_step_contended']} contended left out)"
+                        if row["n_step_contended"] else ")")
                      for _, row in summary.iterrows()],
                     fontsize=8)
     axis.set_xlim(-0.7, len(summary) - 0.3)

@@ -32,10 +32,16 @@ def step_digits(value: float) -> int:
 
 
 def step_spread(row: dict[str, Any]) -> str:
-    """'491 (480–502)': median and min–max over seeds; the median alone for n = 1."""
+    """'491 (480–502)': median and min–max over seeds; the median alone for n = 1; with
+    '491 (480–502; 2 contended left out)' (or 'all 3 contended') where the summary left
+    contended runs out."""
     median, low, high = (row[f"step_time_ms_{s}"] for s in ("median", "min", "max"))
+    busy = row.get("n_step_contended")
+    busy = 0 if is_missing(busy) else int(busy)
     if is_missing(median):
-        return ""
+        return f"all {busy} contended" if busy else ""
     digits = step_digits(median)
     text = number(median, digits)
-    return text if low == high else f"{text} ({number(low, digits)}–{number(high, digits)})"
+    spread = [] if low == high else [f"{number(low, digits)}–{number(high, digits)}"]
+    notes = spread + ([f"{busy} contended left out"] if busy else [])
+    return f"{text} ({'; '.join(notes)})" if notes else text

@@ -22,6 +22,7 @@ from catsdogs.resultset.comparable import (
     with_groups,
 )
 from catsdogs.resultset.describe import CHANCE_PCT
+from catsdogs.resultset.machines import uncontended
 from catsdogs.stats import t_interval
 
 #: Accuracy-like statistics: (summary key, source, header). Each gets mean, ci95, std.
@@ -56,11 +57,14 @@ def summary_table(runs: pd.DataFrame) -> pd.DataFrame:
 
     Accuracies in percent (the schema's fractions x 100), gap in points. For each of test,
     val, train and gap: mean, ci95 (t-interval half-width) and std over the usable runs;
-    step time and images/s: median, min and max over them. Counts are integers."""
+    step time and images/s: median, min and max over those of them not contended
+    (`n_step_contended` counts the others), the runs speed verdicts use. Counts are
+    integers."""
     runs = with_groups(runs)
     rows = [_summary_row(group, runs[runs[GROUP] == group]) for group in ordered_groups(runs)]
     summary = pd.DataFrame(rows)
-    for column in ("n", "n_runs", "n_failed", "n_nan", "params_total", "params_trainable"):
+    for column in ("n", "n_runs", "n_failed", "n_nan", "n_step_contended", "params_total",
+                   "params_trainable"):
         summary[column] = summary[column].astype("Float64").round().astype("Int64")
     return summary
 
@@ -90,8 +94,10 @@ def _summary_row(group: str, members: pd.DataFrame) -> dict[str, Any]:
         row[f"{key}_std"] = values[source].std(ddof=1) if len(usable) > 1 else math.nan
     row["points_above_chance"] = row["test_accuracy_pct_mean"] - CHANCE_PCT
     row["chance_pct"] = CHANCE_PCT
+    timed = uncontended(usable)  # a contended run's speed is the load's (machines.py)
+    row["n_step_contended"] = len(usable) - len(timed)
     for key in ("step_time_ms", "images_per_sec"):
-        series = usable[key].dropna().astype(float)
+        series = timed[key].dropna().astype(float)
         for stat in ("median", "min", "max"):
             row[f"{key}_{stat}"] = float(getattr(series, stat)()) if len(series) else math.nan
     for key in ("params_total", "params_trainable"):
