@@ -49,3 +49,10 @@ probe221=results/runs/20261127T053949Z_vm_tf2.21.0_cpu
 catsdogs compare "$probe218" "$probe221" --json results/compare/identity_probe_tf2.18.1_to_tf2.21.0.json \
   > results/compare/identity_probe_tf2.18.1_to_tf2.21.0.md
 echo "compare identity probe TF 2.18.1 -> 2.21.0: exit $?"
+# Keras backends (issue 21): TensorFlow's ten-seed set against PyTorch's set on the same
+# machine and Keras, paired by seed where both have it; statistics only (no identity).
+torch=results/runs/20261201T201817Z_vm_torch2.13.0-cpu_cpu
+catsdogs report "$torch" --no-samples >/dev/null
+catsdogs compare "$tf221_10" "$torch" --json results/compare/tensorflow_to_torch_keras3.15.1.json \
+  > results/compare/tensorflow_to_torch_keras3.15.1.md
+echo "compare TensorFlow -> PyTorch: exit $?"
