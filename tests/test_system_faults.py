@@ -161,7 +161,9 @@ def test_ctrl_c_during_report_is_one_line_exit_130_and_leaves_no_staging(result_
         time.sleep(0.01)
     proc.send_signal(signal.SIGINT)
     err = proc.stderr.read()
-    assert proc.wait(timeout=120) == 130, err
+    # 130, or ended by SIGINT itself after the one line: CPython did that once in CI (the
+    # line printed, then the process killed by signal 2), and a shell reports both as 130.
+    assert proc.wait(timeout=120) in (130, -signal.SIGINT), err
     assert [line for line in err.splitlines() if line.strip()] == [
         "interrupted (Ctrl-C): catsdogs report stopped before it finished; no result set "
         "was changed"]
