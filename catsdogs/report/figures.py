@@ -23,7 +23,7 @@ from catsdogs.report.summary import summary_table
 from catsdogs.resultset.comparable import GROUP, ok_runs, ordered_groups, with_groups
 from catsdogs.resultset.describe import CHANCE_PCT, scope_line, warnings
 from catsdogs.resultset.load import SOURCE
-from catsdogs.resultset.machines import uncontended
+from catsdogs.resultset.machines import contended_note, uncontended
 from catsdogs.stats import t_interval
 
 #: Okabe & Ito's colour-blind-safe palette (blue, orange, green, purple, vermillion, …).
@@ -175,6 +175,13 @@ def draw_test_accuracy_bars(runs: pd.DataFrame) -> Any:
     return figure
 
 
+def _timed_label(row: dict[str, Any]) -> str:
+    """'n=8; 2 contended left out' under a step-time bar: the seeds it timed, and the rest."""
+    busy = int(row["n_step_contended"])
+    timed = f"n={row['n'] - busy}"
+    return f"{timed}; {contended_note(busy, True)}" if busy else timed
+
+
 def draw_step_times(runs: pd.DataFrame) -> Any:
     """Median training-step time per table row (bar, from zero) with the min–max over
     seeds (whisker) and each seed's own median as a point, as in the tables: over the
@@ -189,7 +196,7 @@ def draw_step_times(runs: pd.DataFrame) -> Any:
             continue
         axis.bar(i, median, width=0.6, color=PALETTE[i % len(PALETTE)],
                  hatch=HATCHES[i % len(HATCHES)], edgecolor="black", linewidth=0.6, alpha=0.85)
-        if row["n"] - row["n_step_contended"] > 1:
+        if row["n"] - row["n_step_contended"] > 1:  # seeds timed
             axis.errorbar(i, median, yerr=[[median - row["step_time_ms_min"]],
                                            [row["step_time_ms_max"] - median]],
                           color="black", capsize=5, linewidth=1.2, label="min–max over seeds")
@@ -198,9 +205,7 @@ def draw_step_times(runs: pd.DataFrame) -> Any:
                      edgecolor="black", s=18, zorder=3, label="one seed")
         highs += [row["step_time_ms_max"]]
     axis.set_xticks(range(len(summary)),
-                    [f"{figure_text(row['short_label'])}\n(n={row['n'] - row['n_step_contended']}"
-                     + (f"; {row['n_step_contended']} contended left out)"
-                        if row["n_step_contended"] else ")")
+                    [f"{figure_text(row['short_label'])}\n({_timed_label(row)})"
                      for _, row in summary.iterrows()],
                     fontsize=8)
     axis.set_xlim(-0.7, len(summary) - 0.3)

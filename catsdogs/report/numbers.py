@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from catsdogs.resultset.machines import contended_note
 from catsdogs.resultset.schema import is_missing
 
 
@@ -39,9 +40,9 @@ def step_spread(row: dict[str, Any]) -> str:
     busy = row.get("n_step_contended")
     busy = 0 if is_missing(busy) else int(busy)
     if is_missing(median):
-        return f"all {busy} contended" if busy else ""
+        return contended_note(busy, False) if busy else ""
     digits = step_digits(median)
     text = number(median, digits)
     spread = [] if low == high else [f"{number(low, digits)}–{number(high, digits)}"]
-    notes = spread + ([f"{busy} contended left out"] if busy else [])
+    notes = spread + ([contended_note(busy, True)] if busy else [])
     return f"{text} ({'; '.join(notes)})" if notes else text

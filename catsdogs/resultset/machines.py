@@ -152,6 +152,12 @@ def uncontended(runs: pd.DataFrame) -> pd.DataFrame:
     return runs.drop(index=contended(runs).index)
 
 
+def contended_note(left_out: int, any_timed: bool) -> str:
+    """'2 contended left out', or 'all 3 contended' when no run was left to time: how every
+    table and figure beside a step time says which runs it did not time."""
+    return f"{left_out} contended left out" if any_timed else f"all {left_out} contended"
+
+
 def run_keys(runs: pd.DataFrame) -> set[tuple[str, str]]:
     """(source, run_id) of each run: how compare's step_estimate is told which runs to use."""
     return {(str(run[SOURCE]), str(run["run_id"])) for _, run in runs.iterrows()}
@@ -175,7 +181,7 @@ def speed_rule(base: pd.DataFrame, candidate: pd.DataFrame,
     elif missing:
         notes.append(f"machine not recorded ({missing}), compared anyway ({ALLOW})")
     b_busy, c_busy = contended(base), contended(candidate)
-    keep = run_keys(base) - run_keys(b_busy), run_keys(candidate) - run_keys(c_busy)
+    keep = run_keys(uncontended(base)), run_keys(uncontended(candidate))
     if len(b_busy) + len(c_busy):
         notes.append(f"{len(b_busy) + len(c_busy)} contended run(s) left out (base "
                      f"{len(b_busy)}, candidate {len(c_busy)}): {CONTENDED_TEXT}")

@@ -22,7 +22,7 @@ from catsdogs import stats
 from catsdogs.fsutil import atomic_write
 from catsdogs.markup import ESCAPERS, html_table, html_text
 from catsdogs.resultset.comparable import variant_order
-from catsdogs.resultset.machines import NOT_COMPARABLE, uncontended
+from catsdogs.resultset.machines import NOT_COMPARABLE, contended_note, uncontended
 from catsdogs.resultset.outputs import check_output_path
 from catsdogs.training.machine import NOT_RECORDED
 from catsdogs.verdicts.compare import JSON_SCHEMA, METRICS, STEP, Comparison, MetricVerdict
@@ -220,12 +220,11 @@ def _mean_sd(estimate: stats.SideEstimate | None, step: bool) -> str:
 
 def _step_shown(row: dict[str, Any]) -> str:
     """The uncontended runs' step time, and how many contended runs it leaves out."""
-    left_out = row["step_contended"]
+    left_out, step = row["step_contended"], row["step"]
     if not left_out:
-        return _mean_sd(row["step"], True)
-    if row["step"] is None:
-        return f"(all {left_out} contended)"
-    return f"{_mean_sd(row['step'], True)} ({left_out} contended left out)"
+        return _mean_sd(step, True)
+    note = f"({contended_note(left_out, step is not None)})"
+    return note if step is None else f"{_mean_sd(step, True)} {note}"
 
 
 def trend_text(trend: Trend, fmt: str = "github") -> str:
