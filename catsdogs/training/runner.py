@@ -46,6 +46,11 @@ _deferred: list[BaseException] = []
 # __del__, Python only prints "Exception ignored" and goes on. Training raises it again
 # at the next batch (`raise_swallowed_signal`), so no signal is lost.
 _raised: list[BaseException] = []
+# While a run trains, the handler only records the signal (in `_raised`) and returns: a
+# raise from inside a handler can land in the middle of the framework's own C code, where
+# TensorFlow has been seen to crash with SIGSEGV instead of unwinding (a SIGTERM during
+# `fit`'s metric reset). The batch-end callback raises it at the next batch instead.
+_polling = False
 
 
 def install_signal_handlers() -> None:
@@ -56,6 +61,9 @@ def install_signal_handlers() -> None:
                else Interrupted(f"signal {signum}"))
         if _deferring:
             _deferred.append(exc)
+            return
+        if _polling and not _raised:  # a second signal while one waits: raise at once
+            _raised[:] = [exc]
             return
         _raised[:] = [exc]
         raise exc
@@ -88,6 +96,19 @@ def signal_callback():
     return keras.callbacks.LambdaCallback(
         on_train_batch_end=raise_swallowed_signal, on_test_batch_end=raise_swallowed_signal,
         on_epoch_end=raise_swallowed_signal)
+
+
+@contextlib.contextmanager
+def _signals_polled():
+    """While training, a signal is raised at the next batch end (`signal_callback`) or when
+    the block ends, never from inside the handler (see `_polling`)."""
+    global _polling
+    _polling = True
+    try:
+        yield
+    finally:  # a signal that came after the last batch, or beside a failure, still wins:
+        _polling = False  # the run is abandoned, not recorded as finished or failed
+        raise_swallowed_signal()
 
 
 @contextlib.contextmanager
@@ -425,9 +446,10 @@ def run_one(prepared: Prepared, variant: str, seed: int,
                              weights=options.weights, deterministic=options.deterministic,
                              mixed_precision=options.mixed_precision, xla=options.xla,
                              strategy=options.strategy)
-        result = train_run(variant, splits, seed=seed, config=config, progress=progress,
-                           keras_verbose=keras_verbose,
-                           extra_callbacks=(*callbacks, signal_callback()))
+        with _signals_polled():
+            result = train_run(variant, splits, seed=seed, config=config, progress=progress,
+                               keras_verbose=keras_verbose,
+                               extra_callbacks=(*callbacks, signal_callback()))
     except (KeyboardInterrupt, Interrupted):
         _raised.clear()  # it unwound the run: nothing left to raise again
         raise
