@@ -56,3 +56,9 @@ catsdogs report "$torch" --no-samples >/dev/null
 catsdogs compare "$tf221_10" "$torch" --json results/compare/tensorflow_to_torch_keras3.15.1.json \
   > results/compare/tensorflow_to_torch_keras3.15.1.md
 echo "compare TensorFlow -> PyTorch: exit $?"
+# The same for JAX (its set is filled over sessions with --resume, on the same machine).
+jax=results/runs/20261201T233619Z_vm_jax0.10.2_cpu
+catsdogs report "$jax" --no-samples >/dev/null
+catsdogs compare "$tf221_10" "$jax" --json results/compare/tensorflow_to_jax_keras3.15.1.json \
+  > results/compare/tensorflow_to_jax_keras3.15.1.md
+echo "compare TensorFlow -> JAX: exit $?"
