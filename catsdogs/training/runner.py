@@ -62,10 +62,10 @@ def install_signal_handlers() -> None:
         if _deferring:
             _deferred.append(exc)
             return
-        if _polling and not _raised:  # a second signal while one waits: raise at once
-            _raised[:] = [exc]
+        held = _polling and not _raised  # the first while training waits for a batch end;
+        _raised[:] = [exc]               # a second one, or one outside training, raises now
+        if held:
             return
-        _raised[:] = [exc]
         raise exc
 
     signal.signal(signal.SIGTERM, handler)
